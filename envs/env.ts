@@ -1,0 +1,115 @@
+/**
+ * The environment API, faithful to Gymnasium 1.x: `reset({seed, options}) -> {obs, info}` and
+ * `step(action) -> {obs, reward, terminated, truncated, info}`.
+ *
+ * Subclasses implement `resetEnv` and `stepEnv`; the public `reset`/`step` here do the bookkeeping every env
+ * needs (seeding, action validation, step-before-reset and step-after-done errors), so each env stays small.
+ */
+import seedrandom from 'seedrandom';
+import type { Space } from './spaces.js';
+
+export type Info = Record<string, unknown>;
+
+export interface ResetOptions {
+  /** Reseeds the env's generator, as Gymnasium's `reset(seed=...)`. */
+  seed?: number;
+  /** Env-specific options. */
+  options?: Record<string, unknown>;
+}
+
+export interface ResetResult<O> {
+  obs: O;
+  info: Info;
+}
+
+export interface StepResult<O> {
+  obs: O;
+  reward: number;
+  terminated: boolean;
+  truncated: boolean;
+  info: Info;
+}
+
+export interface EnvMetadata {
+  renderModes: string[];
+  renderFps?: number;
+  [key: string]: unknown;
+}
+
+/** The env's random generator: floats in [0, 1). */
+export type EnvRng = seedrandom.PRNG;
+
+export abstract class Env<O = unknown, A = unknown> {
+  abstract readonly observationSpace: Space<O>;
+  abstract readonly actionSpace: Space<A>;
+  readonly metadata: EnvMetadata = { renderModes: [] };
+  /** The render mode chosen at construction (`ansi`, `rgb_array`, ...), if any. */
+  renderMode?: string;
+  /** Set by `make` to the registered id. */
+  specId?: string;
+
+  private generator?: EnvRng;
+  private phase: 'unreset' | 'running' | 'done' | 'closed' = 'unreset';
+
+  /** The env's seeded generator; seeded from entropy on first use if `reset` had no seed, as Gymnasium does. */
+  protected get rng(): EnvRng {
+    if (!this.generator) this.generator = seedrandom(undefined, { entropy: true });
+    return this.generator;
+  }
+
+  reset(opts: ResetOptions = {}): ResetResult<O> {
+    if (this.phase === 'closed') throw new Error(`${this.name}: reset() called after close().`);
+    if (opts.seed !== undefined) {
+      if (!Number.isInteger(opts.seed)) throw new Error(`${this.name}: seed must be an integer, got ${opts.seed}.`);
+      this.generator = seedrandom(String(opts.seed));
+    }
+    const result = this.resetEnv(opts.options ?? {});
+    this.phase = 'running';
+    return result;
+  }
+
+  step(action: A): StepResult<O> {
+    if (this.phase === 'unreset') throw new Error(`${this.name}: step() called before reset(). Call reset() first.`);
+    if (this.phase === 'closed') throw new Error(`${this.name}: step() called after close().`);
+    if (this.phase === 'done')
+      throw new Error(`${this.name}: step() called after the episode ended (terminated or truncated). Call reset().`);
+    if (!this.actionSpace.contains(action))
+      throw new Error(`${this.name}: action ${describe(action)} is not in the action space ${this.actionSpace}.`);
+    const result = this.stepEnv(action);
+    if (result.terminated || result.truncated) this.phase = 'done';
+    return result;
+  }
+
+  /** Renders per `renderMode`: a string for `ansi`, an RGB byte image for `rgb_array`. */
+  render(): string | RgbImage | undefined {
+    return undefined;
+  }
+
+  close(): void {
+    this.phase = 'closed';
+  }
+
+  /** The env's name in messages. */
+  get name(): string {
+    return this.specId ?? this.constructor.name;
+  }
+
+  protected abstract resetEnv(options: Record<string, unknown>): ResetResult<O>;
+  protected abstract stepEnv(action: A): StepResult<O>;
+}
+
+/** An RGB image, row-major [height, width, 3]. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+function describe(x: unknown): string {
+  if (ArrayBuffer.isView(x)) return `[${Array.from(x as unknown as ArrayLike<number>).join(', ')}]`;
+  try {
+    return JSON.stringify(x) ?? String(x);
+  } catch {
+    return String(x);
+  }
+}

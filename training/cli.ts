@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+/** The `hqlt` command line. Each subcommand lives in `training/commands/<name>.ts` and registers itself here. */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerInfo } from './commands/info.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('hqlt')
+  .description('Memory agents for partially observable environments (HQLT memory cores, PPO, POMDP suite)')
+  .version(pkg.version)
+  .showHelpAfterError();
+
+registerInfo(program, pkg.version);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Errors raised for bad input carry a message meant for the user; a stack trace would bury it.
+  console.error(`hqlt: ${err instanceof Error ? err.message : String(err)}`);
+  if (process.env.HQLT_DEBUG && err instanceof Error) console.error(err.stack);
+  process.exit(1);
+});
