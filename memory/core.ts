@@ -58,3 +58,16 @@ export interface CoreConfig {
   type: string;
   [key: string]: unknown;
 }
+
+/**
+ * A token-mixing layer inside a core's block (the HQLT layer, attention baselines, recurrent cells): the same
+ * step/sequence contract as a core, with weights named relative to the layer (`q_proj.weight`, ...).
+ */
+export interface MixerLayer {
+  readonly dim: number;
+  initialState(batch: number): State;
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult;
+  forward(xs: tf.Tensor3D, state: State, episodeStart: tf.Tensor2D): ForwardResult;
+  namedWeights(): NamedWeight[];
+  dispose(): void;
+}
