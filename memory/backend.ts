@@ -1,13 +1,17 @@
 /**
  * Tensor backend selection: the one place that decides which TensorFlow.js backend runs.
  *
- * `auto` prefers the native TensorFlow bindings when they are installed (they download libtensorflow at
- * install time, so they are optional), then WebAssembly, then the plain JavaScript CPU backend.
+ * `auto` prefers the native TensorFlow GPU bindings when installed, then WebGPU on a hardware GPU adapter (Dawn's
+ * Node bindings, `webgpu` + `@tensorflow/tfjs-backend-webgpu`), then the native CPU bindings, then WebAssembly,
+ * then the plain JavaScript CPU backend. The native bindings download libtensorflow at install time, so they and
+ * the WebGPU packages are optional.
  */
 import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 
-export const BACKEND_NAMES = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const;
+export const BACKEND_NAMES = ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** What `initBackend` settled on. */
@@ -24,6 +28,9 @@ const require = createRequire(import.meta.url);
 
 const INSTALL_HINT: Record<Exclude<BackendName, 'auto'>, string> = {
   wasm: 'npm install @tensorflow/tfjs-backend-wasm@4.22.0',
+  webgpu:
+    'npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0, on a machine with a Vulkan GPU driver ' +
+    '(or Mesa for the software adapter: apt-get install libegl-mesa0 libgl1-mesa-dri, with HQLT_WEBGPU_ADAPTER=software)',
   cpu: '(built in; if this fails the @tensorflow/tfjs install is broken: reinstall it)',
   tensorflow: 'npm install @tensorflow/tfjs-node@4.22.0 (downloads libtensorflow at install time: needs internet)',
   'tensorflow-gpu':
@@ -38,6 +45,7 @@ const PACKAGE: Record<string, string> = {
 const TF_NAME: Record<Exclude<BackendName, 'auto'>, string> = {
   wasm: 'wasm',
   cpu: 'cpu',
+  webgpu: 'webgpu',
   tensorflow: 'tensorflow',
   'tensorflow-gpu': 'tensorflow',
 };
@@ -57,7 +65,13 @@ function tryLoad(name: Exclude<BackendName, 'auto' | 'cpu'>): boolean {
   }
 }
 
-async function activate(name: Exclude<BackendName, 'auto'>): Promise<boolean> {
+async function activate(name: Exclude<BackendName, 'auto'>, explicit: boolean): Promise<boolean> {
+  if (name === 'webgpu') {
+    const software = explicit && process.env.HQLT_WEBGPU_ADAPTER === 'software';
+    // Without a Vulkan loader there is no hardware adapter to find; skip Dawn's noisy failed probe in auto mode.
+    if (!explicit && !hasVulkanLoader()) return false;
+    return activateWebgpu(software);
+  }
   if (name !== 'cpu' && !tryLoad(name)) return false;
   try {
     return await tf.setBackend(TF_NAME[name]);
@@ -73,9 +87,9 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<boolean> {
 export async function initBackend(requested?: string): Promise<BackendInfo> {
   const name = parseBackendName(requested ?? process.env.HQLT_BACKEND ?? 'auto');
   const order: Exclude<BackendName, 'auto'>[] =
-    name === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [name];
+    name === 'auto' ? ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] : [name];
   for (const candidate of order) {
-    if (await activate(candidate)) {
+    if (await activate(candidate, name !== 'auto')) {
       await tf.ready();
       return { requested: name, active: tf.getBackend(), flags: backendFlags() };
     }
@@ -89,4 +103,70 @@ function backendFlags(): Record<string, unknown> {
   const flags: Record<string, unknown> = {};
   for (const key of Object.keys(features)) if (!key.startsWith('IS_')) flags[key] = features[key];
   return flags;
+}
+
+function hasVulkanLoader(): boolean {
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':'), '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib'];
+  return dirs.some((dir) => dir !== '' && existsSync(join(dir, 'libvulkan.so.1')));
+}
+
+/** The parts of Dawn's Node bindings (`webgpu` package) used here. */
+interface DawnAdapter {
+  limits: { maxStorageBuffersPerShaderStage: number };
+  info?: { description?: string; vendor?: string };
+  requestDevice(descriptor?: { requiredLimits?: Record<string, number> }): Promise<unknown>;
+}
+interface DawnGpu {
+  requestAdapter(options?: Record<string, unknown>): Promise<DawnAdapter | null>;
+}
+interface DawnModule {
+  create(flags: string[]): DawnGpu;
+  globals: Record<string, unknown>;
+}
+
+/**
+ * Sets up Dawn for tfjs' WebGPU backend: a Vulkan adapter (hardware GPU), or Mesa's software OpenGL adapter when
+ * `software` is set (useful for CI without a GPU). Raises the storage-buffer limit (tfjs keeps WebGPU's default
+ * of 8, and AddN with more inputs silently drops GPU work) and turns off WEBGPU_CPU_FORWARD (else small ops run
+ * on the CPU).
+ */
+async function activateWebgpu(software: boolean): Promise<boolean> {
+  let dawn: DawnModule;
+  try {
+    dawn = (await import('webgpu' as string)) as DawnModule;
+    require.resolve('@tensorflow/tfjs-backend-webgpu');
+  } catch {
+    return false;
+  }
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([software ? 'backend=opengl' : 'backend=vulkan']);
+  const adapterOptions = software ? { featureLevel: 'compatibility' } : {};
+  const probe = await gpu.requestAdapter(adapterOptions).catch(() => null);
+  if (!probe) return false;
+  if (!software && /llvmpipe|swiftshader|lavapipe/i.test(probe.info?.description ?? '')) return false;
+  const requestAdapter = gpu.requestAdapter.bind(gpu);
+  gpu.requestAdapter = async (options = {}) => {
+    const adapter = await requestAdapter({ ...options, ...adapterOptions });
+    if (!adapter) return adapter;
+    const requestDevice = adapter.requestDevice.bind(adapter);
+    adapter.requestDevice = (descriptor = {}) =>
+      requestDevice({
+        ...descriptor,
+        requiredLimits: {
+          ...(descriptor.requiredLimits ?? {}),
+          maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+        },
+      });
+    return adapter;
+  };
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu, userAgent: 'node' }, configurable: true });
+  // The backend registers itself on import only if navigator.gpu exists, so import it after the line above.
+  require('@tensorflow/tfjs-backend-webgpu');
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  try {
+    return await tf.setBackend('webgpu');
+  } catch {
+    return false;
+  }
 }
