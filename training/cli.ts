@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerInfo } from './commands/info.js';
+import { registerPlot } from './commands/plot.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -13,6 +14,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerInfo(program, pkg.version);
+registerPlot(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Errors raised for bad input carry a message meant for the user; a stack trace would bury it.
