@@ -63,7 +63,7 @@ export abstract class Env<O = unknown, A = unknown> {
       if (!Number.isInteger(opts.seed)) throw new Error(`${this.name}: seed must be an integer, got ${opts.seed}.`);
       this.generator = seedrandom(String(opts.seed));
     }
-    const result = this.resetEnv(opts.options ?? {});
+    const result = this.resetEnv(opts.options ?? {}, opts.seed);
     this.phase = 'running';
     return result;
   }
@@ -74,7 +74,7 @@ export abstract class Env<O = unknown, A = unknown> {
     if (this.phase === 'done')
       throw new Error(`${this.name}: step() called after the episode ended (terminated or truncated). Call reset().`);
     if (!this.actionSpace.contains(action))
-      throw new Error(`${this.name}: action ${describe(action)} is not in the action space ${this.actionSpace}.`);
+      throw new Error(`${this.name}: action ${describeValue(action)} is not in the action space ${this.actionSpace}.`);
     const result = this.stepEnv(action);
     if (result.terminated || result.truncated) this.phase = 'done';
     return result;
@@ -94,8 +94,36 @@ export abstract class Env<O = unknown, A = unknown> {
     return this.specId ?? this.constructor.name;
   }
 
-  protected abstract resetEnv(options: Record<string, unknown>): ResetResult<O>;
+  /** The innermost env under any wrappers (this env itself when unwrapped). */
+  get unwrapped(): Env {
+    return this;
+  }
+
+  /**
+   * Starts an episode. `seed` is the seed given to `reset` (already applied to `rng`); plain envs ignore it, and
+   * wrappers forward it to the env they wrap.
+   */
+  protected abstract resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<O>;
   protected abstract stepEnv(action: A): StepResult<O>;
+}
+
+/** Reference episode returns, on the env's own scale (POPGym's: about [-1, 1]); suites
+ * normalise scores as (return - random) / (optimal - random). */
+export interface ReturnBounds {
+  /**
+   * The best expected return: a perfect-memory policy's where that is exact, otherwise (games with hidden
+   * state no memory can reveal) a privileged oracle's upper bound; each env's doc says which.
+   */
+  optimal: number;
+  /** The expected return of the uniform random policy (every action drawn from the action space). */
+  random: number;
+}
+
+/** The reference returns an env states (as a `returnBounds` property), seen through any wrappers. */
+export function returnBoundsOf(env: Env): ReturnBounds | undefined {
+  const bounds = (env.unwrapped as { returnBounds?: unknown }).returnBounds;
+  if (bounds && typeof bounds === 'object' && 'optimal' in bounds && 'random' in bounds) return bounds as ReturnBounds;
+  return undefined;
 }
 
 /** An RGB image, row-major [height, width, 3]. */
@@ -105,8 +133,10 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-function describe(x: unknown): string {
+/** A short printable form of a value (typed arrays as lists), for error messages. */
+export function describeValue(x: unknown): string {
   if (ArrayBuffer.isView(x)) return `[${Array.from(x as unknown as ArrayLike<number>).join(', ')}]`;
+  if (typeof x === 'number') return String(x); // JSON would print NaN and Infinity as null
   try {
     return JSON.stringify(x) ?? String(x);
   } catch {

@@ -3,7 +3,11 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerInfo } from './commands/info.js';
+import { registerLm } from './commands/lm.js';
 import { registerPlot } from './commands/plot.js';
+import { registerRecall } from './commands/recall.js';
+import { registerServe } from './commands/serve.js';
+import { registerSynth } from './commands/synth.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -15,6 +19,10 @@ const program = new Command()
 
 registerInfo(program, pkg.version);
 registerPlot(program);
+registerServe(program);
+registerSynth(program);
+registerRecall(program);
+registerLm(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Errors raised for bad input carry a message meant for the user; a stack trace would bury it.

@@ -1,0 +1,243 @@
+/**
+ * A recurrent actor-critic over any memory core:
+ *   features = flatten(obs) [+ previous action, is-first-step flag] → ReLU(linear) → core → actor / critic heads.
+ *
+ * The previous action (POPGym's PreviousAction convention: zeroed at an episode's first step, where the flag is
+ * 1) lives in the agent's recurrent state next to the core's, so acting needs nothing from the env beyond
+ * observations and episode-start flags, and works on any vector env, local or remote.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Space } from '../envs/spaces.js';
+import type { MemoryCore, NamedWeight, State } from '../memory/core.js';
+import { linear } from '../memory/ops.js';
+import { deriveSeed, makeRng } from '../memory/random.js';
+import { disposeState, prefixState, subState } from '../memory/state.js';
+import { constantVariable, linearWeight, prefixWeights, uniformVariable } from '../memory/weights.js';
+import { makeDistribution, type ActionDistribution } from './distributions.js';
+import { makeObservationEncoder, type ObservationEncoder } from './encoders.js';
+
+export interface AgentOptions {
+  /** Seeds the heads' and projection's initial weights. */
+  seed: number | string;
+  /** Feed the previous action and an is-first-step flag to the core (default true). */
+  previousAction?: boolean;
+}
+
+export interface ActOptions {
+  /** Take the most likely action instead of sampling. */
+  deterministic?: boolean;
+  /** Generator for sampling (default: the agent's own, seeded from its seed). */
+  rng?: () => number;
+}
+
+export interface ActResult<A = unknown> {
+  /** One env action per stream. */
+  actions: A[];
+  /** The same actions as flat rows [B × actionDim] (unclipped for Box), as the loss replays them. */
+  actionData: Float32Array;
+  logProbs: Float32Array;
+  values: Float32Array;
+  /** The encoded observations [B × featureDim], as the loss replays them. */
+  features: Float32Array;
+  /** The next recurrent state; the caller owns it (and still owns the state it passed in). */
+  state: State;
+}
+
+/** B sequences of L steps, row-major [B, L, ...], as `evaluate` consumes them. */
+export interface SequenceBatch {
+  batch: number;
+  length: number;
+  /** [B × L × featureDim] encoded observations. */
+  features: Float32Array;
+  /** [B × L × actionDim] action rows. */
+  actions: Float32Array;
+  /** [B × L] 0/1 episode-start flags. */
+  episodeStart: Float32Array;
+}
+
+export interface EvaluateResult {
+  /** [B·L] log π(a_t | history). */
+  logProbs: tf.Tensor1D;
+  /** [B·L] */
+  entropy: tf.Tensor1D;
+  /** [B·L] V(history). */
+  values: tf.Tensor1D;
+}
+
+const PREV = 'prev_action';
+const CORE = 'core.';
+
+/** See the module comment. */
+export class RecurrentAgent<O = unknown, A = unknown> {
+  readonly encoder: ObservationEncoder;
+  readonly distribution: ActionDistribution;
+  readonly previousAction: boolean;
+  private readonly weights: NamedWeight[];
+  private readonly w: Record<'inW' | 'inB' | 'actorW' | 'actorB' | 'criticW' | 'criticB', tf.Variable>;
+  private readonly rng: () => number;
+
+  constructor(
+    readonly core: MemoryCore,
+    readonly observationSpace: Space<O>,
+    readonly actionSpace: Space<A>,
+    options: AgentOptions,
+  ) {
+    this.encoder = makeObservationEncoder(observationSpace);
+    this.distribution = makeDistribution(actionSpace);
+    this.previousAction = options.previousAction ?? true;
+    const rng = makeRng(deriveSeed(options.seed, 'agent'));
+    this.rng = makeRng(deriveSeed(options.seed, 'agent-sampling'));
+    const dim = core.dim;
+    const inDim = this.inputDim;
+    const pDim = this.distribution.paramDim;
+    const enc = linearWeight('encoder.weight', inDim, dim, rng);
+    // Small actor weights start the policy near uniform (as CleanRL's orthogonal init with gain 0.01).
+    const actorW = uniformVariable([dim, pDim], 0.01 / Math.sqrt(dim), rng);
+    const critic = linearWeight('critic.weight', dim, 1, rng);
+    this.w = {
+      inW: enc.variable,
+      inB: constantVariable([dim], 0),
+      actorW,
+      actorB: constantVariable([pDim], 0),
+      criticW: critic.variable,
+      criticB: constantVariable([1], 0),
+    };
+    this.weights = [
+      enc,
+      { name: 'encoder.bias', variable: this.w.inB, transposed: false },
+      ...prefixWeights(core.namedWeights(), 'core.'),
+      { name: 'actor.weight', variable: actorW, transposed: true },
+      { name: 'actor.bias', variable: this.w.actorB, transposed: false },
+      ...this.distribution.variables.map((v) => ({ ...v, transposed: false })),
+      critic,
+      { name: 'critic.bias', variable: this.w.criticB, transposed: false },
+    ];
+  }
+
+  /** Width of the projection's input: observation features [+ previous-action features + first-step flag]. */
+  get inputDim(): number {
+    return this.encoder.dim + (this.previousAction ? this.distribution.featureDim + 1 : 0);
+  }
+
+  /** Zero state for `batch` streams. */
+  initialState(batch: number): State {
+    const state = prefixState(this.core.initialState(batch), CORE);
+    if (this.previousAction) state[PREV] = tf.zeros([batch, this.distribution.featureDim]);
+    return state;
+  }
+
+  /** Every trainable variable (projection, core, heads, log-std). */
+  trainableVariables(): tf.Variable[] {
+    return this.weights.map((w) => w.variable);
+  }
+
+  /** The weights with stable names (`encoder.*`, `core.*`, `actor.*`, `critic.*`). */
+  namedWeights(): NamedWeight[] {
+    return this.weights;
+  }
+
+  /** The heads over core outputs y [N, dim]: distribution params [N, P] and values [N]. */
+  private heads(y: tf.Tensor2D): { params: tf.Tensor2D; values: tf.Tensor1D } {
+    const params = tf.add(linear(y, this.w.actorW as tf.Tensor2D), this.w.actorB) as tf.Tensor2D;
+    const values = tf.reshape(tf.add(linear(y, this.w.criticW as tf.Tensor2D), this.w.criticB), [-1]) as tf.Tensor1D;
+    return { params, values };
+  }
+
+  /** Observation features + previous-action features (zeroed at starts) + start flag, projected and rectified. */
+  private project(features: tf.Tensor, prev: tf.Tensor | undefined, starts: tf.Tensor): tf.Tensor {
+    let x = features;
+    if (prev) {
+      const flag = tf.expandDims(starts, -1);
+      x = tf.concat([features, tf.mul(prev, tf.sub(1, flag)), flag], -1);
+    }
+    return tf.relu(tf.add(linear(x, this.w.inW as tf.Tensor2D), this.w.inB));
+  }
+
+  private stepForward(features: Float32Array, state: State, episodeStart: ArrayLike<number>) {
+    const batch = episodeStart.length;
+    return tf.tidy(() => {
+      const starts = tf.tensor1d(Float32Array.from(episodeStart));
+      const x = tf.tensor2d(features, [batch, this.encoder.dim]);
+      const h = this.project(x, state[PREV], starts) as tf.Tensor2D;
+      const out = this.core.step(h, subState(state, CORE), starts);
+      const { params, values } = this.heads(out.y);
+      const host = tf.concat([this.distribution.hostParams(params), tf.expandDims(values, 1)], 1) as tf.Tensor2D;
+      return { host, coreState: out.state };
+    });
+  }
+
+  /**
+   * One step for B streams: samples (or picks, when deterministic) an action per stream. `episodeStart[i]` is 1
+   * when `obs[i]` is the first observation of an episode (the state of that stream is reset first).
+   */
+  async act(obs: readonly O[], state: State, episodeStart: ArrayLike<number>, opts: ActOptions = {}): Promise<ActResult<A>> {
+    const batch = obs.length;
+    if (episodeStart.length !== batch) {
+      throw new Error(`act: ${batch} observations but ${episodeStart.length} episode-start flags.`);
+    }
+    const features = this.encoder.encode(obs);
+    const { host, coreState } = this.stepForward(features, state, episodeStart);
+    const data = (await host.data()) as Float32Array;
+    host.dispose();
+    const width = host.shape[1];
+    const pWidth = width - 1;
+    const params = new Float32Array(batch * pWidth);
+    const values = new Float32Array(batch);
+    for (let b = 0; b < batch; b++) {
+      params.set(data.subarray(b * width, b * width + pWidth), b * pWidth);
+      values[b] = data[b * width + pWidth];
+    }
+    const d = this.distribution;
+    const pick = opts.deterministic ? d.mode(params, batch) : d.sample(params, batch, opts.rng ?? this.rng);
+    const next = prefixState(coreState, CORE);
+    if (this.previousAction) {
+      next[PREV] = tf.tidy(() => d.actionFeatures(tf.tensor2d(pick.actions, [batch, d.actionDim])));
+    }
+    const actions: A[] = [];
+    for (let b = 0; b < batch; b++) {
+      actions.push(d.toEnv(pick.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)) as A);
+    }
+    return { actions, actionData: pick.actions, logProbs: pick.logProbs, values, features, state: next };
+  }
+
+  /** V(history) for B streams at one step, without advancing the state (e.g. to bootstrap a rollout). */
+  async value(obs: readonly O[], state: State, episodeStart: ArrayLike<number>): Promise<Float32Array> {
+    const { host, coreState } = this.stepForward(this.encoder.encode(obs), state, episodeStart);
+    disposeState(coreState);
+    const data = (await host.data()) as Float32Array;
+    const width = host.shape[1];
+    host.dispose();
+    return Float32Array.from({ length: episodeStart.length }, (_, b) => data[b * width + width - 1]);
+  }
+
+  /**
+   * The sequence form for the loss: log-probabilities, entropies and values of B sequences of L steps, starting
+   * from `state` (one row per sequence). Differentiable with respect to every trainable variable.
+   */
+  evaluate(batch: SequenceBatch, state: State): EvaluateResult {
+    const { batch: B, length: L } = batch;
+    const d = this.distribution;
+    return tf.tidy(() => {
+      const starts = tf.tensor2d(batch.episodeStart, [B, L]);
+      const features = tf.tensor3d(batch.features, [B, L, this.encoder.dim]);
+      const actions = tf.tensor2d(batch.actions, [B * L, d.actionDim]);
+      let prev: tf.Tensor | undefined;
+      if (this.previousAction) {
+        const feats = tf.reshape(d.actionFeatures(actions), [B, L, d.featureDim]);
+        const first = tf.expandDims(state[PREV], 1);
+        prev = L > 1 ? tf.concat([first, tf.slice(feats, [0, 0, 0], [B, L - 1, d.featureDim])], 1) : first;
+      }
+      const h = this.project(features, prev, starts) as tf.Tensor3D;
+      const { ys } = this.core.forward(h, subState(state, CORE), starts);
+      const { params, values } = this.heads(tf.reshape(ys, [B * L, this.core.dim]) as tf.Tensor2D);
+      return { logProbs: d.logProb(params, actions), entropy: d.entropy(params), values };
+    });
+  }
+
+  /** Frees the agent's variables, the core's and the distribution's. */
+  dispose(): void {
+    tf.dispose([this.w.inW, this.w.inB, this.w.actorW, this.w.actorB, this.w.criticW, this.w.criticB]);
+    this.core.dispose();
+    this.distribution.dispose();
+  }
+}

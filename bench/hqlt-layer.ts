@@ -1,0 +1,71 @@
+/**
+ * Timing of one HQLT layer: forward+backward of the sequence form (training) and one step (acting), per blend.
+ * Usage: npx tsc -p . && node dist/bench/hqlt-layer.js [--backend wasm] [--batch 16] [--time 256] [--dim 128]
+ *        [--heads 4] [--window 64] [--reps 3]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../memory/backend.js';
+import { BLENDS, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
+import { makeRng } from '../memory/random.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+async function timeMs(reps: number, run: () => Promise<void>): Promise<number> {
+  await run(); // warm-up (kernel compilation, allocations)
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await run();
+  return (performance.now() - t0) / reps;
+}
+
+async function benchLayer(options: HqltLayerOptions, B: number, T: number, reps: number): Promise<void> {
+  const layer = new HqltLayer(options, makeRng(1));
+  const vars = layer.namedWeights().map((w) => w.variable);
+  const xs = tf.randomNormal([B, T, options.dim], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const starts = tf.zeros([B, T]) as tf.Tensor2D;
+  const init = layer.initialState(B);
+  const trainMs = await timeMs(reps, async () => {
+    const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.mean(tf.square(layer.forward(xs, init, starts).ys)) as tf.Scalar), vars);
+    await value.data();
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  const fwdMs = await timeMs(reps, async () => {
+    const { ys, state } = layer.forward(xs, init, starts);
+    await ys.data();
+    tf.dispose([ys, ...Object.values(state)]);
+  });
+  const x = tf.randomNormal([B, options.dim]) as tf.Tensor2D;
+  const e = tf.zeros([B]) as tf.Tensor1D;
+  const stepMs = await timeMs(reps * 10, async () => {
+    const { y, state } = layer.step(x, init, e);
+    await y.data();
+    tf.dispose([y, ...Object.values(state)]);
+  });
+  const label = `${options.memories ?? 'both'}/${options.blend}/S${options.window}`.padEnd(36);
+  console.log(
+    `${label} fwd+bwd ${trainMs.toFixed(1).padStart(7)} ms (${Math.round((B * T) / (trainMs / 1000))} tok/s)` +
+      `  fwd ${fwdMs.toFixed(1).padStart(6)} ms  step(B=${B}) ${stepMs.toFixed(2)} ms`,
+  );
+  tf.dispose([xs, starts, x, e, ...Object.values(init)]);
+  layer.dispose();
+}
+
+async function main(): Promise<void> {
+  const info = await initBackend(arg('backend', 'wasm'));
+  const B = Number(arg('batch', '16'));
+  const T = Number(arg('time', '256'));
+  const dim = Number(arg('dim', '128'));
+  const heads = Number(arg('heads', '4'));
+  const window = Number(arg('window', '64'));
+  const reps = Number(arg('reps', '3'));
+  console.log(`backend ${info.active}: B=${B} T=${T} D=${dim} H=${heads} S=${window}`);
+  const base = { dim, heads, window, mixing: 'vector', rope: true, shortConv: false, allowNegativeEigenvalues: true } as const;
+  for (const blend of BLENDS) await benchLayer({ ...base, blend }, B, T, reps);
+  await benchLayer({ ...base, blend: 'synchronous', memories: 'fw' }, B, T, reps);
+  await benchLayer({ ...base, blend: 'synchronous', memories: 'kv' }, B, T, reps);
+  await benchLayer({ ...base, blend: 'synchronous', memories: 'kv', window: 1024 }, B, T, reps);
+}
+
+void main();

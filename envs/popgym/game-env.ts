@@ -1,0 +1,50 @@
+/**
+ * Shared base of the POPGym game and memory ports (Autoencode, Battleship, ...): difficulty levels, reference
+ * returns, ANSI rendering, and checked constructor options.
+ */
+import { Env, type ReturnBounds } from '../env.js';
+
+export type { ReturnBounds } from '../env.js';
+
+/** POPGym's three difficulty levels; each env exports its parameters per level. */
+export type Difficulty = 'Easy' | 'Medium' | 'Hard';
+export const DIFFICULTIES: readonly Difficulty[] = ['Easy', 'Medium', 'Hard'];
+
+/** A POPGym env: renders to ANSI text and states its reference returns. */
+export abstract class PopgymGameEnv<O, A> extends Env<O, A> {
+  override readonly metadata = { renderModes: ['ansi'] };
+  /** Reference returns for this env's parameters. */
+  abstract readonly returnBounds: ReturnBounds;
+  /** Most steps an episode can take. */
+  abstract readonly maxEpisodeLength: number;
+  /**
+   * POPGym's `obs_requires_prev_action`: the observation only makes sense next to the action that caused it
+   * (e.g. a hit/miss flag without the shot's coordinates), so agents should see the previous action.
+   */
+  readonly obsRequiresPrevAction: boolean = false;
+
+  /** A text picture of the current state (hidden state included, for people, not agents). */
+  abstract override render(): string;
+}
+
+/** Reads an integer option in [min, max], or `fallback` when absent. */
+export function intOption(owner: string, name: string, value: unknown, fallback: number, min: number, max = Infinity): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+    throw new Error(
+      `${owner}: option '${name}' must be an integer in [${min}, ${max === Infinity ? '∞' : max}], got ${show(value)}.`,
+    );
+  return value;
+}
+
+/** Reads one of `choices`, or `fallback` when absent. */
+export function choiceOption<T extends string>(owner: string, name: string, value: unknown, fallback: T, choices: readonly T[]): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value))
+    throw new Error(`${owner}: option '${name}' must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${show(value)}.`);
+  return value as T;
+}
+
+function show(x: unknown): string {
+  return typeof x === 'string' ? `'${x}'` : JSON.stringify(x) ?? String(x);
+}

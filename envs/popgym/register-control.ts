@@ -1,0 +1,110 @@
+/**
+ * Registers POPGym's control and maze ports (side effect on import): `popgym-<Name>-v0` takes the env's options
+ * as kwargs (POPGym's base-class defaults), and `popgym-<Name><Easy|Medium|Hard>-v0` are POPGym's fixed levels.
+ */
+import type { Env } from '../env.js';
+import { register } from '../registry.js';
+import { NoisyPositionOnlyCartPole, PositionOnlyCartPole, VelocityOnlyCartPole, type CartPoleOptions } from './cartpole.js';
+import { LabyrinthEscape, LabyrinthExplore, type LabyrinthOptions } from './labyrinth.js';
+import { NoisyPositionOnlyPendulum, PositionOnlyPendulum, type PendulumOptions } from './pendulum.js';
+
+type Options = Record<string, unknown>;
+// Kwargs arrive untyped; the constructors check every value (type and range), so these casts are safe.
+const cartPole = (o: Options) => o as CartPoleOptions;
+const pendulum = (o: Options) => o as PendulumOptions;
+const labyrinth = (o: Options) => o as LabyrinthOptions;
+
+interface ControlEntry {
+  name: string;
+  create: (options: Options) => Env;
+  /** POPGym's base-class defaults: the kwargs of `popgym-<Name>-v0`. */
+  defaults: Options;
+  /** Easy, Medium, Hard. */
+  levels: [Options, Options, Options];
+  description: string;
+}
+
+const maze = (n: number) => ({ mazeDims: [n, n], episodeLength: 1024 });
+const noisy = (): [Options, Options, Options] => [
+  { maxEpisodeLength: 200, noiseSigma: 0.1 },
+  { maxEpisodeLength: 200, noiseSigma: 0.2 },
+  { maxEpisodeLength: 200, noiseSigma: 0.3 },
+];
+
+/** The seven control and maze envs with POPGym's parameters per level; exported for listings and tests. */
+export const POPGYM_CONTROL: readonly ControlEntry[] = [
+  {
+    name: 'PositionOnlyCartPole',
+    create: (o) => new PositionOnlyCartPole(cartPole(o)),
+    defaults: { maxEpisodeLength: 200 },
+    levels: [{ maxEpisodeLength: 200 }, { maxEpisodeLength: 400 }, { maxEpisodeLength: 600 }],
+    description: 'Balance a pole seeing only cart position and pole angle',
+  },
+  {
+    name: 'VelocityOnlyCartPole',
+    create: (o) => new VelocityOnlyCartPole(cartPole(o)),
+    defaults: { maxEpisodeLength: 200 },
+    levels: [{ maxEpisodeLength: 200 }, { maxEpisodeLength: 400 }, { maxEpisodeLength: 600 }],
+    description: 'Balance a pole seeing only cart and pole velocities',
+  },
+  {
+    name: 'NoisyPositionOnlyCartPole',
+    create: (o) => new NoisyPositionOnlyCartPole(cartPole(o)),
+    defaults: { maxEpisodeLength: 200, noiseSigma: 0.1 },
+    levels: noisy(),
+    description: 'Balance a pole seeing noisy cart position and pole angle',
+  },
+  {
+    name: 'PositionOnlyPendulum',
+    create: (o) => new PositionOnlyPendulum(pendulum(o)),
+    defaults: { maxEpisodeLength: 200 },
+    levels: [{ maxEpisodeLength: 200 }, { maxEpisodeLength: 150 }, { maxEpisodeLength: 100 }],
+    description: 'Swing up a pendulum seeing only its angle (cos, sin)',
+  },
+  {
+    name: 'NoisyPositionOnlyPendulum',
+    create: (o) => new NoisyPositionOnlyPendulum(pendulum(o)),
+    defaults: { maxEpisodeLength: 200, noiseSigma: 0.1 },
+    levels: noisy(),
+    description: "Swing up a pendulum seeing a noisy angle (cos, sin)",
+  },
+  {
+    name: 'LabyrinthEscape',
+    create: (o) => new LabyrinthEscape(labyrinth(o)),
+    defaults: maze(10),
+    levels: [maze(10), maze(14), maze(18)],
+    description: 'Find the exit of a random maze seeing the 3×3 squares around you',
+  },
+  {
+    name: 'LabyrinthExplore',
+    create: (o) => new LabyrinthExplore(labyrinth(o)),
+    defaults: maze(10),
+    levels: [maze(10), maze(14), maze(18)],
+    description: 'Visit every square of a random maze seeing the 3×3 squares around you',
+  },
+];
+
+const LEVEL_NAMES = ['Easy', 'Medium', 'Hard'] as const;
+
+function describeOptions(o: Options): string {
+  return Object.entries(o)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`)
+    .join(', ');
+}
+
+for (const entry of POPGYM_CONTROL) {
+  register({
+    id: `popgym-${entry.name}-v0`,
+    entryPoint: (kw) => entry.create(kw),
+    kwargs: { ...entry.defaults },
+    description: `${entry.description} (POPGym)`,
+  });
+  entry.levels.forEach((options, i) =>
+    register({
+      id: `popgym-${entry.name}${LEVEL_NAMES[i]}-v0`,
+      entryPoint: () => entry.create({ ...options }),
+      kwargs: {},
+      description: `${entry.description} (POPGym ${LEVEL_NAMES[i]}: ${describeOptions(options)})`,
+    }),
+  );
+}

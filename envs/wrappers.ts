@@ -1,0 +1,308 @@
+/**
+ * Env wrappers, as Gymnasium 1.x's (TimeLimit, RecordEpisodeStatistics, FlattenObservation, ClipAction) plus
+ * POPGym's PreviousAction. Each is an Env around an inner env; `Wrapper` forwards everything by default.
+ */
+import { Env, type EnvMetadata, type ResetResult, type RgbImage, type StepResult } from './env.js';
+import { Box, Dict, Discrete, MultiBinary, MultiDiscrete, Space, Tuple, flattenSpace } from './spaces.js';
+
+/**
+ * Base of all wrappers: forwards reset (with its seed), step, render and close to `env`. `WO`/`WA` are the
+ * wrapper's observation/action types, `O`/`A` the inner env's; subclasses that change them override
+ * `resetEnv`/`stepEnv` and pass the new spaces to the constructor.
+ */
+export class Wrapper<WO = unknown, WA = unknown, O = WO, A = WA> extends Env<WO, WA> {
+  readonly observationSpace: Space<WO>;
+  readonly actionSpace: Space<WA>;
+  override readonly metadata: EnvMetadata;
+
+  constructor(
+    readonly env: Env<O, A>,
+    spaces: { observationSpace?: Space<WO>; actionSpace?: Space<WA> } = {},
+  ) {
+    super();
+    if (!(env instanceof Env)) throw new Error(`${new.target.name}: expected an Env to wrap, got ${String(env)}.`);
+    this.observationSpace = spaces.observationSpace ?? (env.observationSpace as unknown as Space<WO>);
+    this.actionSpace = spaces.actionSpace ?? (env.actionSpace as unknown as Space<WA>);
+    this.metadata = env.metadata;
+    this.renderMode = env.renderMode;
+  }
+
+  protected resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<WO> {
+    return this.env.reset({ seed, options }) as unknown as ResetResult<WO>;
+  }
+  protected stepEnv(action: WA): StepResult<WO> {
+    return this.env.step(action as unknown as A) as unknown as StepResult<WO>;
+  }
+  override render(): string | RgbImage | undefined {
+    return this.env.render();
+  }
+  override close(): void {
+    this.env.close();
+    super.close();
+  }
+  override get name(): string {
+    return this.specId ?? `${this.constructor.name}<${this.env.name}>`;
+  }
+  override get unwrapped(): Env {
+    return this.env.unwrapped;
+  }
+}
+
+/** Truncates episodes after `maxEpisodeSteps` steps (`truncated = true` on the last one), as Gymnasium's. */
+export class TimeLimit<O = unknown, A = unknown> extends Wrapper<O, A> {
+  private elapsed = 0;
+
+  constructor(
+    env: Env<O, A>,
+    readonly maxEpisodeSteps: number,
+  ) {
+    super(env);
+    if (!Number.isInteger(maxEpisodeSteps) || maxEpisodeSteps <= 0)
+      throw new Error(`TimeLimit: maxEpisodeSteps must be a positive integer, got ${maxEpisodeSteps}.`);
+  }
+  /** Steps taken in the current episode. */
+  get elapsedSteps(): number {
+    return this.elapsed;
+  }
+  protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<O> {
+    this.elapsed = 0;
+    return super.resetEnv(options, seed);
+  }
+  protected override stepEnv(action: A): StepResult<O> {
+    const result = super.stepEnv(action);
+    this.elapsed++;
+    return this.elapsed >= this.maxEpisodeSteps ? { ...result, truncated: true } : result;
+  }
+}
+
+/** Episode statistics put in `info.episode` at the end of each episode, as Gymnasium's. */
+export interface EpisodeStats {
+  /** Return (sum of rewards). */
+  r: number;
+  /** Length in steps. */
+  l: number;
+  /** Wall time in seconds since the episode's reset, rounded to microseconds. */
+  t: number;
+}
+
+/**
+ * Adds `info[statsKey] = {r, l, t}` on the step an episode ends, and keeps the last `bufferLength` returns,
+ * lengths and times in `returnQueue`/`lengthQueue`/`timeQueue`, as Gymnasium's RecordEpisodeStatistics.
+ */
+export class RecordEpisodeStatistics<O = unknown, A = unknown> extends Wrapper<O, A> {
+  readonly returnQueue: number[] = [];
+  readonly lengthQueue: number[] = [];
+  readonly timeQueue: number[] = [];
+  readonly bufferLength: number;
+  readonly statsKey: string;
+  private episodeReturn = 0;
+  private episodeLength = 0;
+  private episodeStart = 0;
+
+  constructor(env: Env<O, A>, opts: { bufferLength?: number; statsKey?: string } = {}) {
+    super(env);
+    this.bufferLength = opts.bufferLength ?? 100;
+    this.statsKey = opts.statsKey ?? 'episode';
+    if (!Number.isInteger(this.bufferLength) || this.bufferLength <= 0)
+      throw new Error(`RecordEpisodeStatistics: bufferLength must be a positive integer, got ${this.bufferLength}.`);
+  }
+  protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<O> {
+    const result = super.resetEnv(options, seed);
+    this.episodeReturn = 0;
+    this.episodeLength = 0;
+    this.episodeStart = performance.now();
+    return result;
+  }
+  protected override stepEnv(action: A): StepResult<O> {
+    const result = super.stepEnv(action);
+    this.episodeReturn += result.reward;
+    this.episodeLength++;
+    if (!(result.terminated || result.truncated)) return result;
+    if (this.statsKey in result.info)
+      throw new Error(`RecordEpisodeStatistics: the env's info already has a '${this.statsKey}' key.`);
+    const stats: EpisodeStats = {
+      r: this.episodeReturn,
+      l: this.episodeLength,
+      t: Math.round((performance.now() - this.episodeStart) * 1e3) / 1e6,
+    };
+    push(this.returnQueue, stats.r, this.bufferLength);
+    push(this.lengthQueue, stats.l, this.bufferLength);
+    push(this.timeQueue, stats.t, this.bufferLength);
+    return { ...result, info: { ...result.info, [this.statsKey]: stats } };
+  }
+}
+
+/** Observations flattened to a Float32Array through the space (`flattenSpace` gives the new space). */
+export class FlattenObservation<O = unknown, A = unknown> extends Wrapper<Float32Array, A, O, A> {
+  constructor(env: Env<O, A>) {
+    super(env, { observationSpace: flattenSpace(env.observationSpace) });
+  }
+  protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<Float32Array> {
+    const { obs, info } = this.env.reset({ seed, options });
+    return { obs: this.env.observationSpace.flatten(obs), info };
+  }
+  protected override stepEnv(action: A): StepResult<Float32Array> {
+    const result = this.env.step(action);
+    return { ...result, obs: this.env.observationSpace.flatten(result.obs) };
+  }
+}
+
+/** Clips Box actions to the inner env's bounds; the wrapper's action space is unbounded, as Gymnasium's. */
+export class ClipAction<O = unknown> extends Wrapper<O, Float32Array, O, Float32Array> {
+  private readonly bounds: Box;
+
+  constructor(env: Env<O, Float32Array>) {
+    const space = env.actionSpace;
+    if (!(space instanceof Box)) throw new Error(`ClipAction: the action space must be a Box, got ${space}.`);
+    super(env, { actionSpace: new Box(-Infinity, Infinity, space.shape) });
+    this.bounds = space;
+  }
+  protected override stepEnv(action: Float32Array): StepResult<O> {
+    const { low, high } = this.bounds;
+    return this.env.step(action.map((v, i) => Math.min(Math.max(v, low[i]), high[i])));
+  }
+}
+
+/** POPGym's key for the previous action in Dict observations. */
+export const PREV_ACTION = 'prev_action';
+/** POPGym's key for the first-step flag in Dict observations. */
+export const IS_T0 = 'is_t0';
+
+/**
+ * POPGym's PreviousAction (and, with `antialias` on, its Antialias wrapper on top): the observation gains the
+ * previous action and a Discrete(2) flag that is 1 only on the observation returned by `reset`.
+ *
+ * - Box/Discrete/MultiDiscrete/MultiBinary obs `o` become the Tuple `[o, prevAction, isT0]`; a Tuple obs gets the
+ *   two appended; a Dict obs gains `prev_action` and `is_t0` keys (re-sorted, as POPGym rebuilds a plain dict),
+ *   except a `{obs, state}` Dict (POPGym's full-and-partial observability), whose `obs` part is extended instead.
+ * - On reset there is no previous action, so POPGym shows a null action: zeros if the action space holds them,
+ *   else the lowest action (`start` for Discrete/MultiDiscrete, `low` for Box). Because the null action is also a
+ *   legal action, the first observation would be aliased with a later step that took that action; the `is_t0`
+ *   flag (POPGym's Antialias) tells them apart.
+ */
+export class PreviousAction<O = unknown, A = unknown> extends Wrapper<unknown, A, O, A> {
+  readonly nullAction: A;
+  readonly antialias: boolean;
+
+  constructor(env: Env<O, A>, opts: { nullAction?: A; antialias?: boolean } = {}) {
+    const antialias = opts.antialias ?? true;
+    super(env, { observationSpace: extendSpace(env.observationSpace, env.actionSpace, antialias) });
+    this.antialias = antialias;
+    this.nullAction = opts.nullAction ?? (nullAction(env.actionSpace) as A);
+    if (!env.actionSpace.contains(this.nullAction))
+      throw new Error(`PreviousAction: the null action is not in the action space ${env.actionSpace}.`);
+  }
+  protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<unknown> {
+    const { obs, info } = this.env.reset({ seed, options });
+    return { obs: this.extend(obs, copy(this.nullAction), true), info };
+  }
+  protected override stepEnv(action: A): StepResult<unknown> {
+    const result = this.env.step(action);
+    // A copy: callers may reuse their action buffers.
+    return { ...result, obs: this.extend(result.obs, copy(action), false) };
+  }
+  private extend(obs: O, action: unknown, isT0: boolean): unknown {
+    const extra = this.antialias ? [action, isT0 ? 1 : 0] : [action];
+    return extendObs(this.env.observationSpace, obs, extra);
+  }
+}
+
+function extendSpace(obsSpace: Space, actionSpace: Space, antialias: boolean): Space {
+  const extra = antialias ? [actionSpace, new Discrete(2)] : [actionSpace];
+  if (isLeaf(obsSpace)) return new Tuple([obsSpace, ...extra]);
+  if (obsSpace instanceof Tuple) return new Tuple([...obsSpace.spaces, ...extra]);
+  if (obsSpace instanceof Dict) {
+    const parts = Object.fromEntries(obsSpace.spaces);
+    if (isObsState(obsSpace)) parts.obs = extendSpace(parts.obs, actionSpace, antialias);
+    else {
+      parts[PREV_ACTION] = actionSpace;
+      if (antialias) parts[IS_T0] = extra[1];
+    }
+    return new Dict(parts);
+  }
+  throw new Error(`PreviousAction: unsupported observation space ${obsSpace}.`);
+}
+
+function extendObs(space: Space, obs: unknown, extra: unknown[]): unknown {
+  if (isLeaf(space)) return [obs, ...extra];
+  if (space instanceof Tuple) return [...(obs as unknown[]), ...extra];
+  const dict = space as Dict;
+  const src = obs as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if (isObsState(dict)) {
+    out.obs = extendObs(dict.spaces.get('obs')!, src.obs, extra);
+    out.state = src.state;
+  } else {
+    for (const k of dict.keys()) out[k] = src[k];
+    out[PREV_ACTION] = extra[0];
+    if (extra.length > 1) out[IS_T0] = extra[1];
+  }
+  return out;
+}
+
+/** POPGym's `get_null_action`: zeros if in the space, else the lowest action. */
+export function nullAction(space: Space): unknown {
+  if (space instanceof Discrete) return space.contains(0) ? 0 : space.start;
+  if (space instanceof MultiDiscrete) {
+    const zeros = new Int32Array(space.nvec.length);
+    return space.contains(zeros) ? zeros : space.start.slice();
+  }
+  if (space instanceof MultiBinary) return new Int8Array(space.size);
+  if (space instanceof Box) {
+    const zeros = new Float32Array(space.size);
+    return space.contains(zeros) ? zeros : space.low.slice();
+  }
+  if (space instanceof Tuple) return space.spaces.map(nullAction);
+  if (space instanceof Dict) return Object.fromEntries([...space.spaces].map(([k, s]) => [k, nullAction(s)]));
+  throw new Error(`nullAction: unsupported action space ${space}.`);
+}
+
+function isLeaf(s: Space): boolean {
+  return s instanceof Box || s instanceof Discrete || s instanceof MultiDiscrete || s instanceof MultiBinary;
+}
+
+function isObsState(s: Dict): boolean {
+  const keys = s.keys();
+  return keys.length === 2 && s.spaces.has('obs') && s.spaces.has('state');
+}
+
+/** A deep copy of an action (typed arrays, or Tuple/Dict actions holding them); numbers pass through. */
+function copy<T>(x: T): T {
+  return typeof x === 'object' && x !== null ? structuredClone(x) : x;
+}
+
+function push(queue: number[], v: number, max: number): void {
+  queue.push(v);
+  if (queue.length > max) queue.shift();
+}
+
+/** A wrapper described as data, so it can cross to worker threads and remote processes. */
+export type WrapperSpec =
+  | { type: 'TimeLimit'; maxEpisodeSteps: number }
+  | { type: 'RecordEpisodeStatistics'; bufferLength?: number; statsKey?: string }
+  | { type: 'FlattenObservation' }
+  | { type: 'PreviousAction'; antialias?: boolean; nullAction?: unknown }
+  | { type: 'ClipAction' };
+
+/** Applies wrapper specs innermost first: `[{type: 'TimeLimit', ...}, {type: 'PreviousAction'}]` nests TimeLimit inside. */
+export function applyWrappers(env: Env, specs: readonly WrapperSpec[] = []): Env {
+  return specs.reduce<Env>((inner, spec) => {
+    switch (spec.type) {
+      case 'TimeLimit':
+        return new TimeLimit(inner, spec.maxEpisodeSteps);
+      case 'RecordEpisodeStatistics':
+        return new RecordEpisodeStatistics(inner, spec);
+      case 'FlattenObservation':
+        return new FlattenObservation(inner);
+      case 'PreviousAction':
+        return new PreviousAction(inner, spec);
+      case 'ClipAction':
+        return new ClipAction(inner as Env<unknown, Float32Array>);
+      default:
+        throw new Error(
+          `Unknown wrapper type '${(spec as { type: unknown }).type}'. ` +
+            'Known: TimeLimit, RecordEpisodeStatistics, FlattenObservation, PreviousAction, ClipAction.',
+        );
+    }
+  }, env);
+}

@@ -1,0 +1,673 @@
+/**
+ * The HQLT memory layer (Irie, Yau & Gershman, 2025) as specified in `HQLT-SPEC.md`: a sliding-window softmax
+ * KV-memory and a DeltaNet fast-weight (FW) memory sharing one set of projections, blended synchronously, with a
+ * delay (streaming or chunked), or with linear attention as FW-memory; `memories` keeps only one branch for the
+ * DeltaNet / linear-attention / window-attention baselines.
+ *
+ * Two forms that agree (see the tests): `step` (acting, one step for B streams) and `forward` (training, parallel
+ * over time: windowed attention over query blocks, chunkwise DeltaNet with the UT transform). Positions and
+ * episode masks are computed from the `episodeStart` flags with tensor ops, never read back to JS.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ForwardResult, MixerLayer, NamedWeight, State, StepResult } from './core.js';
+import { linear, matMul2d, rmsNorm } from './ops.js';
+import { randn } from './random.js';
+
+export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
+export type Mixing = 'sum' | 'scalar' | 'vector';
+
+export interface HqltLayerOptions {
+  /** Model width D (input and output). */
+  dim: number;
+  /** Number of heads H. */
+  heads: number;
+  /** S: KV window (and chunk size of the delayed-chunk blend). */
+  window: number;
+  blend: Blend;
+  mixing: Mixing;
+  /** RoPE on the KV branch's queries and keys. */
+  rope: boolean;
+  /** Causal depthwise convolution (kernel 4) on the q/k/v projections. */
+  shortConv: boolean;
+  /** β ∈ (0, 2) instead of (0, 1). */
+  allowNegativeEigenvalues: boolean;
+  /** D_key (default dim). */
+  keyDim?: number;
+  /** D_value (default dim). */
+  valueDim?: number;
+  /** 'fw': FW-memory only (DeltaNet / linear attention), 'kv': window attention only. Default 'both'. */
+  memories?: 'both' | 'fw' | 'kv';
+}
+
+export const BLENDS: readonly Blend[] = ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'];
+export const MIXINGS: readonly Mixing[] = ['sum', 'scalar', 'vector'];
+
+const CONV_SIZE = 4;
+const ROPE_THETA = 10000;
+const NEG_INF = -1e9;
+/** Chunk length of the chunkwise DeltaNet (power of two: the UT transform squares log2(C) times). */
+const FW_CHUNK = 16;
+
+/** Per-step time information of a sequence, all [B, T] float tensors (constants, no gradient). */
+interface TimeInfo {
+  /** Number of episode starts up to and including t: steps i ≤ t share t's episode iff seg_i = seg_t. */
+  seg: tf.Tensor2D;
+  /** Steps since the episode start (the step form's position counter). */
+  pos: tf.Tensor2D;
+  /** seg of the last step, [B, 1]. */
+  segLast: tf.Tensor2D;
+}
+
+/** Query-side projections of x for all heads. Shapes [..., H, K] / [..., H, V] / [..., H]. */
+interface Projected {
+  q: tf.Tensor;
+  k: tf.Tensor;
+  v: tf.Tensor;
+  beta: tf.Tensor | null;
+  mix: tf.Tensor | null;
+}
+
+export class HqltLayer implements MixerLayer {
+  readonly options: Required<HqltLayerOptions>;
+  readonly dim: number;
+  private readonly H: number;
+  private readonly K: number;
+  private readonly V: number;
+  private readonly S: number;
+  private readonly hasKv: boolean;
+  private readonly hasFw: boolean;
+  /** Whether the state keeps a buffer of the last S keys/values (KV-memory or the delayed-streaming writes). */
+  private readonly hasBuffer: boolean;
+  private readonly weights = new Map<string, { variable: tf.Variable; transposed: boolean }>();
+  /** RoPE tables of the step form by distance S - i for buffer slot i (cos, signed sin), [S + 1, K]. */
+  private readonly stepRope: [tf.Tensor2D, tf.Tensor2D] | null;
+
+  constructor(options: HqltLayerOptions, rng: () => number) {
+    this.options = validate(options);
+    const o = this.options;
+    this.dim = o.dim;
+    this.H = o.heads;
+    this.K = o.keyDim / o.heads;
+    this.V = o.valueDim / o.heads;
+    this.S = o.window;
+    this.hasKv = o.memories !== 'fw';
+    this.hasFw = o.memories !== 'kv';
+    this.hasBuffer = this.hasKv || (this.hasFw && o.blend === 'delayed-streaming');
+
+    const normal = (shape: number[], std: number) =>
+      tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => randn(rng) * std), shape);
+    const add = (name: string, init: tf.Tensor, transposed: boolean) => {
+      this.weights.set(name, { variable: tf.variable(init, true, `hqlt_${name}_${nextId++}`), transposed });
+      init.dispose();
+    };
+    const inStd = 1 / Math.sqrt(o.dim);
+    add('q_proj.weight', normal([o.dim, o.keyDim], inStd), true);
+    add('k_proj.weight', normal([o.dim, o.keyDim], inStd), true);
+    add('v_proj.weight', normal([o.dim, o.valueDim], inStd), true);
+    if (this.usesBeta) add('b_proj.weight', normal([o.dim, o.heads], inStd), true);
+    if (this.hasKv && this.hasFw && o.mixing === 'vector')
+      add('memory_gate_proj.weight', normal([o.dim, o.valueDim], inStd), true);
+    if (this.hasKv && this.hasFw && o.mixing === 'scalar')
+      add('memory_mixer.weight', normal([o.dim, 2 * o.heads], inStd), true);
+    if (o.shortConv) {
+      // PyTorch's Conv1d default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = kernel size.
+      const conv = (c: number) =>
+        tf.tensor(Float32Array.from({ length: c * CONV_SIZE }, () => rng() - 0.5), [c, 1, CONV_SIZE]);
+      add('q_conv1d.weight', conv(o.keyDim), false);
+      add('k_conv1d.weight', conv(o.keyDim), false);
+      add('v_conv1d.weight', conv(o.valueDim), false);
+    }
+    add('o_norm.weight', tf.ones([this.V]), false);
+    add('o_proj.weight', normal([o.valueDim, o.dim], 1 / Math.sqrt(o.valueDim)), true);
+
+    this.stepRope = o.rope && this.hasKv ? ropeTables(tf.sub(this.S, tf.range(0, this.S + 1)), this.K) : null;
+  }
+
+  private get usesBeta(): boolean {
+    return this.hasFw && this.options.blend !== 'synchronous-linear';
+  }
+
+  private w(name: string): tf.Variable {
+    const entry = this.weights.get(name);
+    if (!entry) throw new Error(`HqltLayer has no weight '${name}'`);
+    return entry.variable;
+  }
+
+  private has(name: string): boolean {
+    return this.weights.has(name);
+  }
+
+  namedWeights(): NamedWeight[] {
+    return [...this.weights].map(([name, { variable, transposed }]) => ({ name, variable, transposed }));
+  }
+
+  dispose(): void {
+    for (const { variable } of this.weights.values()) variable.dispose();
+    this.weights.clear();
+    this.stepRope?.forEach((t) => t.dispose());
+  }
+
+  /** Zero state for `batch` streams (see the class doc for the names). */
+  initialState(batch: number): State {
+    const { H, K, V, S } = this;
+    const o = this.options;
+    const state: State = { pos: tf.zeros([batch]) };
+    if (o.shortConv) state.conv = tf.zeros([batch, CONV_SIZE - 1, 2 * o.keyDim + o.valueDim]);
+    if (this.hasBuffer) {
+      state.keys = tf.zeros([batch, H, S, K]);
+      state.values = tf.zeros([batch, H, S, V]);
+    }
+    if (this.hasFw) {
+      state.fw = tf.zeros([batch, H, V, K]);
+      if (o.blend === 'delayed-chunk') state.fwPending = tf.zeros([batch, H, V, K]);
+      if (o.blend === 'synchronous-linear') state.z = tf.zeros([batch, H, K]);
+    }
+    return state;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Shared pieces
+
+  /** The fused input projection [D, 2 Dk + Dv (+ H) (+ mixing)]: one matMul for all projections. */
+  private inputWeight(): tf.Tensor2D {
+    const names = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'b_proj.weight', 'memory_gate_proj.weight', 'memory_mixer.weight'];
+    return tf.concat(names.filter((n) => this.has(n)).map((n) => this.w(n)), 1) as tf.Tensor2D;
+  }
+
+  /** Conv taps [4, 2 Dk + Dv]; tap i multiplies the input 3 - i steps back. */
+  private convTaps(): tf.Tensor2D {
+    const ws = ['q_conv1d.weight', 'k_conv1d.weight', 'v_conv1d.weight'].map((n) =>
+      tf.reshape(this.w(n), [-1, CONV_SIZE]),
+    );
+    return tf.transpose(tf.concat(ws, 0)) as tf.Tensor2D;
+  }
+
+  /** Splits the projection output [..., P] (after the conv on its q/k/v part) into activated heads. */
+  private split(qkv: tf.Tensor, extra: tf.Tensor | null): Projected {
+    const o = this.options;
+    const lead = qkv.shape.slice(0, -1);
+    const [q, k, v] = tf.split(qkv, [o.keyDim, o.keyDim, o.valueDim], -1);
+    let beta: tf.Tensor | null = null;
+    let mix: tf.Tensor | null = null;
+    if (extra) {
+      const nBeta = this.usesBeta ? o.heads : 0;
+      const nMix = extra.shape[extra.rank - 1]! - nBeta;
+      const begin = extra.shape.map(() => 0);
+      const cols = (from: number, n: number) =>
+        tf.slice(extra, begin.map((v, a) => (a === extra.rank - 1 ? from : v)), [...lead, n]);
+      if (nBeta) beta = tf.mul(tf.sigmoid(cols(0, nBeta)), o.allowNegativeEigenvalues ? 2 : 1);
+      if (nMix) mix = tf.sigmoid(cols(nBeta, nMix));
+    }
+    return {
+      q: tf.reshape(q!, [...lead, this.H, this.K]),
+      k: tf.reshape(k!, [...lead, this.H, this.K]),
+      v: tf.reshape(tf.mul(v!, tf.sigmoid(v!)), [...lead, this.H, this.V]),
+      beta,
+      mix,
+    };
+  }
+
+  /** Feature map of FW-memory reads and writes, over the last axis. */
+  private phi(x: tf.Tensor): tf.Tensor {
+    if (this.options.blend === 'synchronous-linear') return tf.add(tf.elu(x), 1);
+    const s = tf.mul(x, tf.sigmoid(x));
+    return tf.mul(s, tf.rsqrt(tf.add(tf.sum(tf.square(s), -1, true), 1e-6)));
+  }
+
+  /** Mixing, per-head RMSNorm and output projection. oFw/oKv [..., H, V] (either may be null); mix [..., cols]. */
+  private output(oFw: tf.Tensor | null, oKv: tf.Tensor | null, mix: tf.Tensor | null): tf.Tensor {
+    const o = this.options;
+    let out: tf.Tensor;
+    if (oFw && oKv) {
+      if (o.mixing === 'sum') out = tf.add(oFw, oKv);
+      else if (o.mixing === 'vector') {
+        const g = tf.reshape(mix!, oFw.shape);
+        out = tf.add(tf.mul(g, oFw), tf.mul(tf.sub(1, g), oKv));
+      } else {
+        const [aFw, aKv] = tf.split(tf.expandDims(mix!, -1), 2, -2);
+        out = tf.add(tf.mul(aFw!, oFw), tf.mul(aKv!, oKv));
+      }
+    } else out = (oFw ?? oKv)!;
+    const normed = rmsNorm(out, this.w('o_norm.weight') as tf.Tensor1D, 1e-5);
+    const flat = tf.reshape(normed, [...out.shape.slice(0, -2), o.valueDim]);
+    return linear(flat, this.w('o_proj.weight') as tf.Tensor2D);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Step form
+
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
+    return tf.tidy(() => {
+      const o = this.options;
+      const { S, K } = this;
+      const B = x.shape[0];
+      const keep = tf.sub(1, episodeStart);
+      const st: State = {};
+      for (const [name, t] of Object.entries(state))
+        st[name] = tf.mul(t, tf.reshape(keep, [B, ...t.shape.slice(1).map(() => 1)]));
+      const next: State = {};
+      const pos = st.pos!;
+      next.pos = tf.add(pos, 1);
+
+      const proj = matMul2d(x, this.inputWeight());
+      const qkvWidth = 2 * o.keyDim + o.valueDim;
+      let qkv: tf.Tensor = tf.slice(proj, [0, 0], [B, qkvWidth]);
+      const extra = proj.shape[1] > qkvWidth ? tf.slice(proj, [0, qkvWidth], [B, -1]) : null;
+      if (o.shortConv) {
+        const win = tf.concat([st.conv!, tf.expandDims(qkv, 1)], 1);
+        qkv = tf.sum(tf.mul(win, this.convTaps()), 1);
+        next.conv = tf.slice(win, [0, 1, 0], [-1, -1, -1]);
+      }
+      const { q, k, v, beta, mix } = this.split(qkv, extra); // [B, H, K|V], beta [B, H]
+
+      let kvRead: tf.Tensor | null = null;
+      let oldKey: tf.Tensor | null = null;
+      let oldValue: tf.Tensor | null = null;
+      if (this.hasBuffer) {
+        const keys = tf.concat([st.keys!, tf.expandDims(k, 2)], 2); // [B, H, S + 1, K], slot i at distance S - i
+        const values = tf.concat([st.values!, tf.expandDims(v, 2)], 2);
+        next.keys = tf.slice(keys, [0, 0, 1, 0], [-1, -1, S, -1]);
+        next.values = tf.slice(values, [0, 0, 1, 0], [-1, -1, S, -1]);
+        if (this.hasFw && o.blend === 'delayed-streaming') {
+          oldKey = tf.squeeze(tf.slice(keys, [0, 0, 0, 0], [-1, -1, 1, -1]), [2]);
+          oldValue = tf.squeeze(tf.slice(values, [0, 0, 0, 0], [-1, -1, 1, -1]), [2]);
+        }
+        if (this.hasKv) {
+          // Scores against every slot; RoPE by relative distance: (R(t) q)·(R(j) k) = (R(t - j) q)·k.
+          let qs = tf.expandDims(q, 2);
+          if (this.stepRope) qs = applyRope(qs, this.stepRope[0], this.stepRope[1]);
+          const scores = tf.mul(tf.sum(tf.mul(qs, keys), -1), 1 / Math.sqrt(K)); // [B, H, S + 1]
+          const limit = this.kvLimit(pos); // [B]
+          const dist = tf.sub(S, tf.range(0, S + 1));
+          const visible = tf.lessEqual(tf.expandDims(dist, 0), tf.expandDims(limit, 1)); // [B, S + 1]
+          const masked = tf.add(scores, tf.expandDims(tf.mul(tf.sub(1, tf.cast(visible, 'float32')), NEG_INF), 1));
+          kvRead = tf.sum(tf.mul(tf.expandDims(tf.softmax(masked), -1), values), 2); // [B, H, V]
+        }
+      }
+
+      let fwRead: tf.Tensor | null = null;
+      if (this.hasFw) {
+        const fq = tf.expandDims(this.phi(q), 2); // [B, H, 1, K]
+        if (o.blend === 'synchronous-linear') {
+          const fk = this.phi(k);
+          const w = tf.add(st.fw!, tf.mul(tf.expandDims(v, 3), tf.expandDims(fk, 2)));
+          const z = tf.add(st.z!, fk);
+          next.fw = w;
+          next.z = z;
+          const den = tf.add(tf.sum(tf.mul(z, tf.squeeze(fq, [2])), -1, true), 1e-6);
+          fwRead = tf.div(tf.sum(tf.mul(w, fq), -1), den);
+        } else {
+          const write = (w: tf.Tensor, key: tf.Tensor, value: tf.Tensor) => {
+            const fk = tf.expandDims(this.phi(key), 2); // [B, H, 1, K]
+            const delta = tf.mul(tf.expandDims(beta!, 2), tf.sub(value, tf.sum(tf.mul(w, fk), -1)));
+            return tf.add(w, tf.mul(tf.expandDims(delta, 3), fk));
+          };
+          let readFrom: tf.Tensor;
+          if (o.blend === 'synchronous') readFrom = next.fw = write(st.fw!, k, v);
+          else if (o.blend === 'delayed-streaming') readFrom = next.fw = write(st.fw!, oldKey!, oldValue!);
+          else {
+            // Delayed-chunk: `fwPending` accumulates the current chunk's writes; it becomes the read state when
+            // the next chunk starts.
+            const chunkStart = tf.reshape(tf.cast(tf.equal(tf.mod(pos, S), 0), 'float32'), [B, 1, 1, 1]);
+            readFrom = next.fw = tf.add(st.fw!, tf.mul(chunkStart, tf.sub(st.fwPending!, st.fw!)));
+            next.fwPending = write(st.fwPending!, k, v);
+          }
+          fwRead = tf.mul(tf.sum(tf.mul(readFrom, fq), -1), 1 / Math.sqrt(K));
+        }
+      }
+      return { y: this.output(fwRead, kvRead, mix) as tf.Tensor2D, state: next };
+    });
+  }
+
+  /** The largest visible key distance at position pos (window, or within the current chunk). */
+  private kvLimit(pos: tf.Tensor): tf.Tensor {
+    return this.options.blend === 'delayed-chunk' ? tf.mod(pos, this.S) : tf.minimum(pos, this.S - 1);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Sequence form
+
+  forward(xs: tf.Tensor3D, state: State, episodeStart: tf.Tensor2D): ForwardResult {
+    return tf.tidy(() => {
+      const o = this.options;
+      const [B, T] = xs.shape;
+      if (episodeStart.shape[0] !== B || episodeStart.shape[1] !== T)
+        throw new Error(`episodeStart must be [${B}, ${T}] to match xs, got [${episodeStart.shape}]`);
+      const time = timeInfo(episodeStart, state.pos as tf.Tensor1D);
+      const next: State = {};
+      next.pos = tf.add(tf.squeeze(tf.slice(time.pos, [0, T - 1], [B, 1]), [1]), 1);
+
+      const proj = linear(xs, this.inputWeight());
+      const qkvWidth = 2 * o.keyDim + o.valueDim;
+      let qkv: tf.Tensor = tf.slice(proj, [0, 0, 0], [B, T, qkvWidth]);
+      const extra = proj.shape[2] > qkvWidth ? tf.slice(proj, [0, 0, qkvWidth], [B, T, -1]) : null;
+      if (o.shortConv) {
+        [qkv, next.conv] = this.convSequence(qkv, state.conv!, time);
+      }
+      const p = this.split(qkv, extra); // q, k [B, T, H, K], v [B, T, H, V], beta [B, T, H]
+
+      let buffer: { keys: tf.Tensor; values: tf.Tensor } | null = null;
+      if (this.hasBuffer) {
+        buffer = {
+          keys: tf.concat([tf.transpose(state.keys!, [0, 2, 1, 3]), p.k], 1), // [B, S + T, H, K]
+          values: tf.concat([tf.transpose(state.values!, [0, 2, 1, 3]), p.v], 1),
+        };
+        const valid = tf.cast(tf.equal(tf.concat([tf.zeros([B, this.S]), time.seg], 1), time.segLast), 'float32');
+        const lastValid = tf.reshape(tf.slice(valid, [0, T], [B, this.S]), [B, this.S, 1, 1]);
+        const tail = (t: tf.Tensor) => tf.transpose(tf.mul(tf.slice(t, [0, T, 0, 0], [B, this.S, -1, -1]), lastValid), [0, 2, 1, 3]);
+        next.keys = tail(buffer.keys);
+        next.values = tail(buffer.values);
+      }
+      const kvRead = this.hasKv ? this.kvSequence(p.q, buffer!.keys, buffer!.values, time) : null;
+      let fwRead: tf.Tensor | null = null;
+      if (this.hasFw) {
+        const fw = this.fwSequence(p, buffer, state, time);
+        fwRead = fw.read;
+        Object.assign(next, fw.state);
+      }
+      return { ys: this.output(fwRead, kvRead, p.mix) as tf.Tensor3D, state: next };
+    });
+  }
+
+  /** Causal depthwise conv over time, [B, T, C], masked so no tap reaches across an episode start. */
+  private convSequence(x: tf.Tensor, convState: tf.Tensor, time: TimeInfo): [tf.Tensor, tf.Tensor] {
+    const [B, T, C] = x.shape as [number, number, number];
+    const lag = CONV_SIZE - 1;
+    const ext = tf.concat([convState, x], 1); // [B, 3 + T, C]
+    const segExt = tf.concat([tf.zeros([B, lag]), time.seg], 1);
+    const taps = this.convTaps();
+    let y: tf.Tensor = tf.mul(x, tf.slice(taps, [lag, 0], [1, C]));
+    for (let s = 1; s <= lag; s++) {
+      const same = tf.cast(tf.equal(tf.slice(segExt, [0, lag - s], [B, T]), time.seg), 'float32');
+      const shifted = tf.mul(tf.slice(ext, [0, lag - s, 0], [B, T, C]), tf.expandDims(same, 2));
+      y = tf.add(y, tf.mul(shifted, tf.slice(taps, [lag - s, 0], [1, C])));
+    }
+    const tailValid = tf.cast(tf.equal(tf.slice(segExt, [0, T], [B, lag]), time.segLast), 'float32');
+    return [y, tf.mul(tf.slice(ext, [0, T, 0], [B, lag, C]), tf.expandDims(tailValid, 2))];
+  }
+
+  /**
+   * Windowed (or chunk-local) softmax attention, parallel over query blocks of Q steps: block b attends to a
+   * window of (m + 1) Q keys ending with itself. keys/values [B, S + T, H, *] start with the state's buffer.
+   */
+  private kvSequence(q: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, time: TimeInfo): tf.Tensor {
+    const { S, H, K, V } = this;
+    const [B, T] = q.shape as [number, number];
+    const Q = S <= 16 ? S : S >= 256 ? 64 : 16;
+    const m = Math.ceil(S / Q);
+    const front = m * Q - S;
+    const nb = Math.ceil(T / Q);
+    const back = nb * Q - T;
+    const Wn = (m + 1) * Q;
+    const pad = (t: tf.Tensor, before: number, after: number) => tf.pad(t, [[0, 0], [before, after], [0, 0], [0, 0]]);
+    let kExt = pad(keys, front, back); // [B, (nb + m) Q, H, K]
+    let qp = pad(q, 0, back);
+    if (this.options.rope) {
+      // Absolute angles by index in the padded sequence: only differences matter within an episode.
+      const [cos, sin] = ropeTables(tf.range(0, (nb + m) * Q), K);
+      const at = (t: tf.Tensor) => tf.expandDims(t, 1);
+      kExt = applyRope(kExt, at(cos), at(sin));
+      qp = applyRope(qp, at(tf.slice(cos, [m * Q, 0], [nb * Q, K])), at(tf.slice(sin, [m * Q, 0], [nb * Q, K])));
+    }
+    const vExt = pad(values, front, back);
+    const kWin = blockWindows(tf.reshape(kExt, [B, nb + m, Q, H, K]), nb, m); // [B, nb, Wn, H, K]
+    const vWin = blockWindows(tf.reshape(vExt, [B, nb + m, Q, H, V]), nb, m);
+    const kT = tf.reshape(tf.transpose(kWin, [0, 3, 1, 4, 2]), [B * H * nb, K, Wn]);
+    const vB = tf.reshape(tf.transpose(vWin, [0, 3, 1, 2, 4]), [B * H * nb, Wn, V]);
+    const qB = tf.reshape(tf.transpose(tf.reshape(qp, [B, nb, Q, H, K]), [0, 3, 1, 2, 4]), [B * H * nb, Q, K]);
+    const scores = tf.reshape(tf.mul(tf.matMul(qB, kT), 1 / Math.sqrt(K)), [B, H, nb, Q, Wn]);
+
+    // Key w of block b is at distance m Q + i - w from query i.
+    const dist = tf.sub(tf.add(tf.expandDims(tf.range(0, Q), 1), m * Q), tf.expandDims(tf.range(0, Wn), 0));
+    const limit = tf.reshape(tf.pad(this.kvLimit(time.pos), [[0, 0], [0, back]]), [B, 1, nb, Q, 1]);
+    const visible = tf.logicalAnd(tf.greaterEqual(dist, 0), tf.lessEqual(dist, limit));
+    const masked = tf.add(scores, tf.mul(tf.sub(1, tf.cast(visible, 'float32')), NEG_INF));
+    const probs = tf.reshape(tf.softmax(masked), [B * H * nb, Q, Wn]);
+    const out = tf.reshape(tf.matMul(probs, vB), [B, H, nb * Q, V]);
+    return tf.slice(tf.transpose(out, [0, 2, 1, 3]), [0, 0, 0, 0], [B, T, H, V]);
+  }
+
+  /**
+   * Chunkwise FW-memory over the write stream (k_i, v_i, β_i written at step i; delayed-streaming shifts the pairs
+   * by S). Chunks of C writes: U = T (β ⊙ (V − g K Wᵀ)) with T = (I + strictly_lower(diag(β) K Kᵀ))⁻¹ restricted
+   * to pairs of one episode; states are carried chunk to chunk; reads see the chunk's state plus masked intra-chunk
+   * terms. Delayed-chunk reads may look back up to S − 1 writes, so each query chunk reads a window of m + 1
+   * chunks and the state before that window.
+   */
+  private fwSequence(
+    p: Projected,
+    buffer: { keys: tf.Tensor; values: tf.Tensor } | null,
+    state: State,
+    time: TimeInfo,
+  ): { read: tf.Tensor; state: State } {
+    const o = this.options;
+    const { S, H, K } = this;
+    const [B, T] = p.q.shape as [number, number];
+    const linearAttn = o.blend === 'synchronous-linear';
+    const chunked = o.blend === 'delayed-chunk';
+    const C = FW_CHUNK;
+    const m = chunked ? Math.ceil((S - 1) / C) : 0;
+    const nb = Math.ceil(T / C);
+    const nE = nb + m;
+    const back = nb * C - T;
+    const BH = B * H;
+
+    // Write stream [B, T, H, *].
+    let keys = p.k;
+    let values = p.v;
+    let beta = p.beta;
+    if (o.blend === 'delayed-streaming') {
+      keys = tf.slice(buffer!.keys, [0, 0, 0, 0], [B, T, H, K]);
+      values = tf.slice(buffer!.values, [0, 0, 0, 0], [B, T, H, this.V]);
+      beta = tf.mul(beta!, tf.expandDims(tf.cast(tf.greaterEqual(time.pos, S), 'float32'), 2));
+    }
+    if (linearAttn) values = tf.concat([values, tf.ones([B, T, H, 1])], 3); // last row of W carries z
+    const Vw = values.shape[3]!;
+    const fk = this.phi(keys);
+    const fq = this.phi(p.q);
+
+    // Head-major chunks [BH, nE, C, *] of the stream, with m zero chunks in front and zero padding behind.
+    const chunks = (t: tf.Tensor, front: number) => {
+      const d = t.shape[3]!;
+      const padded = tf.pad(t, [[0, 0], [front * C, back], [0, 0], [0, 0]]);
+      return tf.reshape(tf.transpose(tf.reshape(padded, [B, (nb + front) * C, H, d]), [0, 2, 1, 3]), [BH, nb + front, C, d]);
+    };
+    const kC = chunks(fk, m);
+    let vC = chunks(values, m);
+    // Episode bookkeeping per chunk: seg of the padding behind equals the last step's, so states pass through.
+    const segE = tf.concat([tf.zeros([B, m * C]), time.seg, tf.tile(time.segLast, [1, back])], 1);
+    const segC = tf.reshape(segE, [B, 1, nE, C]);
+    const segEnd = tf.slice(segC, [0, 0, 0, C - 1], [B, 1, nE, 1]); // [B, 1, nE, 1]
+    const segBefore = tf.concat([tf.zeros([B, 1, 1, 1]), tf.slice(segEnd, [0, 0, 0, 0], [B, 1, nE - 1, 1])], 2);
+    const f32 = (t: tf.Tensor) => tf.cast(t, 'float32');
+    // [B, 1, ...] masks → [BH, ...tail], repeated over heads.
+    const headed = (t: tf.Tensor, tail: number[]) =>
+      tf.reshape(tf.tile(t, [1, H, ...t.shape.slice(2).map(() => 1)]), [BH, ...tail]);
+    const lastMask = headed(f32(tf.equal(segC, segEnd)), [nE, C, 1]); // writes that reach the chunk's end state
+    const carry = headed(f32(tf.equal(segEnd, segBefore)), [nE, 1, 1]); // the incoming state survives the chunk
+
+    let U: tf.Tensor; // [BH, nE, C, Vw]
+    let Y: tf.Tensor | null = null; // U = X − Y Wᵀ for the delta rule
+    if (linearAttn) U = vC;
+    else {
+      const bCol = chunks(tf.expandDims(beta!, 3), m); // [BH, nE, C, 1]
+      const same = headed(f32(tf.equal(tf.expandDims(segC, 4), tf.expandDims(segC, 3))), [nE, C, C]);
+      const g = headed(f32(tf.equal(segC, segBefore)), [nE, C, 1]);
+      const kFlat = tf.reshape(kC, [BH * nE, C, K]);
+      const kk = tf.reshape(tf.matMul(kFlat, tf.transpose(kFlat, [0, 2, 1])), [BH, nE, C, C]);
+      const strictLower = tf.linalg.bandPart(tf.ones([C, C]), -1, 0).sub(tf.eye(C));
+      const A = tf.mul(tf.mul(tf.mul(kk, bCol), same), strictLower);
+      const Tm = unitLowerInverse(tf.reshape(A, [BH * nE, C, C]));
+      const rhs = tf.concat([tf.mul(bCol, vC), tf.mul(tf.mul(bCol, g), kC)], 3);
+      const xy = tf.reshape(tf.matMul(Tm, tf.reshape(rhs, [BH * nE, C, Vw + K])), [BH, nE, C, Vw + K]);
+      U = tf.slice(xy, [0, 0, 0, 0], [BH, nE, C, Vw]);
+      Y = tf.slice(xy, [0, 0, 0, Vw], [BH, nE, C, K]);
+    }
+
+    // Sequential pass over chunks: Wᵀ [BH, K, Vw] before each chunk.
+    const stateW = (w: tf.Tensor, z?: tf.Tensor) => {
+      const wt = tf.transpose(tf.reshape(w, [BH, -1, K]), [0, 2, 1]);
+      return z ? tf.concat([wt, tf.reshape(z, [BH, K, 1])], 2) : wt;
+    };
+    let wt = stateW(chunked ? state.fwPending! : state.fw!, linearAttn ? state.z : undefined);
+    const kmT = tf.transpose(tf.mul(kC, lastMask), [0, 1, 3, 2]); // [BH, nE, K, C]
+    const before: tf.Tensor[] = [];
+    const uChunks: tf.Tensor[] = [];
+    const pick = (t: tf.Tensor, i: number) => {
+      const [, , r, c] = t.shape as number[];
+      return tf.reshape(tf.slice(t, [0, i, 0, 0], [BH, 1, r!, c!]), [BH, r!, c!]);
+    };
+    for (let i = 0; i < nE; i++) {
+      before.push(wt);
+      let u = pick(U, i);
+      if (Y) u = tf.sub(u, tf.matMul(pick(Y, i), wt));
+      uChunks.push(u);
+      wt = tf.add(tf.mul(wt, pick(carry, i)), tf.matMul(pick(kmT, i), u));
+    }
+    const finalWt = wt;
+    const Uall = tf.stack(uChunks, 1); // [BH, nE, C, Vw]
+
+    // Reads of query chunk b: state before window chunk b, plus masked writes of chunks b..b+m.
+    const qC = tf.reshape(chunks(fq, 0), [BH * nb, C, K]);
+    const kWin = tf.reshape(blockWindows(kC, nb, m), [BH * nb, (m + 1) * C, K]);
+    const uWin = tf.reshape(blockWindows(Uall, nb, m), [BH * nb, (m + 1) * C, Vw]);
+    const segQ = tf.reshape(tf.slice(segC, [0, 0, m, 0], [B, 1, nb, C]), [B, 1, nb, C, 1]);
+    const segWin = tf.reshape(blockWindows(tf.reshape(segE, [B, nE, C]), nb, m), [B, 1, nb, 1, (m + 1) * C]);
+    const posQ = tf.reshape(tf.pad(time.pos, [[0, 0], [0, back]]), [B, 1, nb, C, 1]);
+    const qi = tf.reshape(tf.range(0, C), [C, 1]);
+    const dist = tf.sub(tf.add(qi, m * C), tf.reshape(tf.range(0, (m + 1) * C), [1, -1]));
+    // Delayed-chunk reads see writes before the current chunk's start (distance > pos mod S); the others j ≤ t.
+    const minDist = chunked ? tf.add(tf.mod(posQ, S), 1) : tf.scalar(0);
+    const visible = f32(tf.logicalAnd(tf.equal(segQ, segWin), tf.greaterEqual(dist, minDist))); // [B,1,nb,C,W]
+    const vis = headed(visible, [nb, C, (m + 1) * C]);
+    const scores = tf.mul(tf.reshape(tf.matMul(qC, tf.transpose(kWin, [0, 2, 1])), [BH, nb, C, (m + 1) * C]), vis);
+    const intra = tf.matMul(tf.reshape(scores, [BH * nb, C, (m + 1) * C]), uWin);
+    const windowStart = tf.reshape(tf.stack(before.slice(0, nb), 1), [BH * nb, K, Vw]);
+    let useState = f32(tf.equal(segQ, tf.reshape(tf.slice(segBefore, [0, 0, 0, 0], [B, 1, nb, 1]), [B, 1, nb, 1, 1])));
+    let readState: tf.Tensor | null = null; // delayed-chunk: reads in a chunk begun before this call
+    if (chunked) {
+      const startsBefore = f32(tf.less(tf.sub(tf.reshape(tf.range(0, nb * C), [1, 1, nb, C, 1]), tf.mod(posQ, S)), 0));
+      useState = tf.mul(useState, tf.sub(1, startsBefore));
+      readState = headed(startsBefore, [nb, C, 1]);
+    }
+    let out = tf.add(intra, tf.mul(tf.matMul(qC, windowStart), tf.reshape(headed(useState, [nb, C, 1]), [BH * nb, C, 1])));
+    const wRead0 = chunked ? stateW(state.fw!) : null;
+    if (readState) {
+      const old = tf.matMul(tf.reshape(qC, [BH, nb * C, K]), wRead0!);
+      out = tf.add(out, tf.mul(tf.reshape(old, [BH * nb, C, Vw]), tf.reshape(readState, [BH * nb, C, 1])));
+    }
+    let read = tf.reshape(out, [B, H, nb * C, Vw]);
+    read = tf.slice(tf.transpose(read, [0, 2, 1, 3]), [0, 0, 0, 0], [B, T, H, Vw]);
+
+    const toState = (w: tf.Tensor, rows: number) =>
+      tf.reshape(tf.transpose(tf.slice(w, [0, 0, 0], [BH, K, rows]), [0, 2, 1]), [B, H, rows, K]);
+    const next: State = {};
+    if (linearAttn) {
+      const [num, den] = tf.split(read, [this.V, 1], 3);
+      next.fw = toState(finalWt, this.V);
+      next.z = tf.reshape(tf.slice(finalWt, [0, 0, this.V], [BH, K, 1]), [B, H, K]);
+      return { read: tf.div(num!, tf.add(den!, 1e-6)), state: next };
+    }
+    read = tf.mul(read, 1 / Math.sqrt(K));
+    if (chunked) {
+      // The read state of the last step, materialised the way `out` reads it.
+      const lastChunk = nb - 1;
+      const lastRow = (T - 1) % C;
+      const rowOf = (t: tf.Tensor, cols: number) =>
+        tf.reshape(tf.slice(tf.reshape(t, [BH, nb, C, cols]), [0, lastChunk, lastRow, 0], [BH, 1, 1, cols]), [BH, 1, cols]);
+      const visLast = rowOf(vis, (m + 1) * C); // [BH, 1, W]
+      const kLast = tf.mul(tf.transpose(pick(tf.reshape(kWin, [BH, nb, (m + 1) * C, K]), lastChunk), [0, 2, 1]), visLast);
+      const uLast = pick(tf.reshape(uWin, [BH, nb, (m + 1) * C, Vw]), lastChunk);
+      const gate = (t: tf.Tensor) => tf.reshape(rowOf(t, 1), [BH, 1, 1]);
+      const wRead = tf.add(
+        tf.add(tf.matMul(kLast, uLast), tf.mul(before[lastChunk]!, gate(headed(useState, [nb, C, 1])))),
+        tf.mul(wRead0!, gate(readState!)),
+      );
+      next.fw = toState(wRead, this.V);
+      next.fwPending = toState(finalWt, this.V);
+    } else next.fw = toState(finalWt, this.V);
+    return { read, state: next };
+  }
+}
+
+let nextId = 0;
+
+/** Defaults and checks, with messages that say how to fix the options. */
+function validate(options: HqltLayerOptions): Required<HqltLayerOptions> {
+  const o: Required<HqltLayerOptions> = {
+    keyDim: options.dim,
+    valueDim: options.dim,
+    memories: 'both',
+    ...options,
+  } as Required<HqltLayerOptions>;
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`HqltLayer: ${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt('dim', o.dim);
+  positiveInt('heads', o.heads);
+  positiveInt('window', o.window);
+  positiveInt('keyDim', o.keyDim);
+  positiveInt('valueDim', o.valueDim);
+  if (o.keyDim % o.heads || o.valueDim % o.heads)
+    throw new Error(`HqltLayer: keyDim (${o.keyDim}) and valueDim (${o.valueDim}) must be multiples of heads (${o.heads})`);
+  if (!BLENDS.includes(o.blend)) throw new Error(`HqltLayer: blend must be one of ${BLENDS.join(', ')}, got '${o.blend}'`);
+  if (!MIXINGS.includes(o.mixing)) throw new Error(`HqltLayer: mixing must be one of ${MIXINGS.join(', ')}, got '${o.mixing}'`);
+  if (!['both', 'fw', 'kv'].includes(o.memories))
+    throw new Error(`HqltLayer: memories must be 'both', 'fw' or 'kv', got '${o.memories}'`);
+  if (o.rope && (o.keyDim / o.heads) % 2)
+    throw new Error(`HqltLayer: RoPE needs an even per-head key width, got keyDim/heads = ${o.keyDim / o.heads}`);
+  return o;
+}
+
+/** Steps since the episode start and episode ids for a [B, T] 0/1 mask, starting from the state's counter. */
+function timeInfo(episodeStart: tf.Tensor2D, pos0: tf.Tensor1D): TimeInfo {
+  const [B, T] = episodeStart.shape;
+  const seg = tf.cumsum(episodeStart, 1) as tf.Tensor2D;
+  // Index of the latest episode start ≤ t (−pos0 when none): a prefix maximum by doubling.
+  const idx = tf.expandDims(tf.range(0, T), 0);
+  let last: tf.Tensor = tf.add(tf.mul(episodeStart, idx), tf.mul(tf.sub(1, episodeStart), tf.neg(tf.expandDims(pos0, 1))));
+  for (let s = 1; s < T; s *= 2)
+    last = tf.maximum(last, tf.concat([tf.fill([B, s], NEG_INF), tf.slice(last, [0, 0], [B, T - s])], 1));
+  return { seg, pos: tf.sub(idx, last) as tf.Tensor2D, segLast: tf.slice(seg, [0, T - 1], [B, 1]) };
+}
+
+/** RoPE tables (cos, and sin signed for the rotate-half swap) for positions p [L]: [L, K]. */
+function ropeTables(positions: tf.Tensor, K: number): [tf.Tensor2D, tf.Tensor2D] {
+  return tf.tidy(() => {
+    const invFreq = tf.pow(ROPE_THETA, tf.div(tf.range(0, K / 2), -K / 2));
+    const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), 1), tf.expandDims(invFreq, 0));
+    const cos = tf.cos(angles);
+    const sin = tf.sin(angles);
+    return [tf.concat([cos, cos], 1) as tf.Tensor2D, tf.concat([tf.neg(sin), sin], 1) as tf.Tensor2D];
+  });
+}
+
+/** x·cos + swap_halves(x)·signedSin over the last axis (rotate-half RoPE); tables broadcast against x. */
+function applyRope(x: tf.Tensor, cos: tf.Tensor, signedSin: tf.Tensor): tf.Tensor {
+  const [a, b] = tf.split(x, 2, -1);
+  return tf.add(tf.mul(x, cos), tf.mul(tf.concat([b!, a!], -1), signedSin));
+}
+
+/** x [N, nb + m, Q, ...] → [N, nb, (m + 1) Q, ...]: block b followed by the m blocks after it. */
+function blockWindows(x: tf.Tensor, nb: number, m: number): tf.Tensor {
+  const begin = x.shape.map(() => 0);
+  const size = x.shape.map(() => -1);
+  size[1] = nb;
+  if (m === 0) return tf.slice(x, begin, size);
+  const parts: tf.Tensor[] = [];
+  for (let i = 0; i <= m; i++) parts.push(tf.slice(x, begin.map((v, a) => (a === 1 ? i : v)), size));
+  return tf.concat(parts, 2);
+}
+
+/** (I + A)⁻¹ for strictly lower triangular A [N, C, C] (C a power of two): Π_j (I + (−A)^(2^j)), no solve. */
+function unitLowerInverse(A: tf.Tensor3D): tf.Tensor3D {
+  const C = A.shape[1];
+  const eye = tf.eye(C);
+  let power: tf.Tensor3D = tf.neg(A);
+  let result: tf.Tensor3D = tf.add(eye, power);
+  for (let span = 2; span < C; span *= 2) {
+    power = tf.matMul(power, power);
+    result = tf.matMul(result, tf.add(eye, power));
+  }
+  return result;
+}

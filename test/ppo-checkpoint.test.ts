@@ -1,0 +1,94 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { resolveTrainConfig, runTraining } from '../training/commands/train.js';
+import { parseTrainConfig } from '../training/config.js';
+import { readMetrics } from '../training/metrics.js';
+import type { UpdateMetrics } from '../training/ppo.js';
+
+const out = mkdtempSync(join(tmpdir(), 'hqlt-ckpt-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const base = {
+  env: 'popgym-RepeatPreviousEasy-v0',
+  core: { type: 'gru', dim: 16, layers: 1 },
+  numEnvs: 4,
+  rollout: 16,
+  seqLen: 8,
+  minibatches: 2,
+  epochs: 2,
+  steps: 4 * 4 * 16,
+  backend: 'cpu',
+  out,
+  checkpointEvery: 2,
+};
+
+/** Metrics without the wall-clock field. */
+const strip = (ms: UpdateMetrics[]) => ms.map(({ stepsPerSecond: _s, ...rest }) => rest);
+
+describe('checkpoints', () => {
+  it('resume after a crash reproduces the uninterrupted run exactly', async () => {
+    const full = await runTraining(parseTrainConfig({ ...base, name: 'full' }), { progress: 'none' });
+    expect(full.metrics).toHaveLength(4);
+
+    const crashed = parseTrainConfig({ ...base, name: 'crashed' });
+    const crash = () =>
+      runTraining(crashed, {
+        progress: 'none',
+        onUpdate: (m) => {
+          if (m.update === 3) throw new Error('simulated kill');
+        },
+      });
+    await expect(crash()).rejects.toThrow('simulated kill');
+    const { config, resume } = resolveTrainConfig({ resume: join(out, 'crashed') });
+    expect(resume).toBe(true);
+    const resumed = await runTraining(config, { resume, progress: 'none' });
+    expect(resumed.metrics.map((m) => m.update)).toEqual([3, 4]);
+    expect(strip(resumed.metrics)).toEqual(strip(full.metrics.slice(2)));
+    // The files read as one run: the crashed run's update-3 line was dropped on resume.
+    expect(strip(readMetrics(join(out, 'crashed', 'metrics.jsonl')))).toEqual(strip(full.metrics));
+    expect(readFileSync(join(out, 'crashed', 'metrics.csv'), 'utf8').trim().split('\n')).toHaveLength(5);
+  });
+
+  it('an interrupt (Ctrl-C) writes a checkpoint at the update boundary and resumes from it', async () => {
+    const controller = new AbortController();
+    const cfg = parseTrainConfig({ ...base, name: 'interrupted', checkpointEvery: 0 });
+    const first = await runTraining(cfg, {
+      progress: 'none',
+      signal: controller.signal,
+      onUpdate: (m) => {
+        if (m.update === 1) controller.abort();
+      },
+    });
+    expect(first.interrupted).toBe(true);
+    const { config } = resolveTrainConfig({ resume: join(out, 'interrupted') });
+    const rest = await runTraining(config, { resume: true, progress: 'none' });
+    const full = readMetrics(join(out, 'full', 'metrics.jsonl'));
+    expect(strip([...first.metrics, ...rest.metrics])).toEqual(strip(full));
+  });
+
+  it('a corrupt checkpoint gives a clear error', async () => {
+    const dir = join(out, 'full', 'checkpoint');
+    const weights = join(dir, 'weights.safetensors');
+    const bytes = readFileSync(weights);
+    const flipped = Buffer.from(bytes);
+    flipped[flipped.length - 3] ^= 0xff;
+    writeFileSync(weights, flipped);
+    const { config } = resolveTrainConfig({ resume: join(out, 'full') });
+    await expect(runTraining(config, { resume: true, progress: 'none' })).rejects.toThrow(
+      /checkpoint in .* is corrupt or incomplete \(weights.safetensors does not match its checksum\)/,
+    );
+    writeFileSync(weights, bytes);
+    writeFileSync(join(dir, 'trainer.json'), '{"version": 1, "conf');
+    expect(() => resolveTrainConfig({ resume: join(out, 'full') })).toThrow(/corrupt or incomplete \(trainer.json is not valid JSON/);
+  });
+
+  it('config errors name the bad key', () => {
+    expect(() => parseTrainConfig({ numEnv: 3 })).toThrow(/unknown key\(s\) 'numEnv'/);
+    expect(() => parseTrainConfig({ lr: -1 })).toThrow(/'lr'/);
+    expect(() => parseTrainConfig({ rollout: 10, seqLen: 4 })).toThrow(/'seqLen' \(4\) must divide 'rollout' \(10\)/);
+    expect(() => parseTrainConfig({ core: { type: 'gru', blend: 'synchronous' } })).toThrow(/'core'.*blend/s);
+    expect(() => resolveTrainConfig({ resume: join(out, 'full'), lr: 0.1 })).toThrow(/only --steps/);
+  });
+});

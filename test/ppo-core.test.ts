@@ -1,0 +1,265 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RecurrentAgent } from '../agents/agent.js';
+import { makeDistribution } from '../agents/distributions.js';
+import { Box, Discrete, MultiBinary, MultiDiscrete } from '../envs/spaces.js';
+import { initBackend } from '../memory/backend.js';
+import { makeRng } from '../memory/random.js';
+import { sliceState } from '../memory/state.js';
+import { Adam } from '../training/optim.js';
+import { ppoLoss, PpoTrainer, type PpoSettings } from '../training/ppo.js';
+import { computeGae, createBuffer, gatherMinibatch, sequenceMinibatches } from '../training/rollout.js';
+import { cueVectorEnv, ElmanCore, testRng } from './ppo-fixtures.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+describe('GAE', () => {
+  it('handles terminations, truncations, reset steps and the rollout end by hand', () => {
+    const N = 3;
+    const T = 5;
+    const b = { ...createBuffer(N, T, 1, 1) };
+    const set = (n: number, rows: [number, number, number, number, number][]) =>
+      rows.forEach(([r, v, term, trunc, valid], t) => {
+        const i = n * T + t;
+        b.rewards[i] = r;
+        b.values[i] = v;
+        b.terminated[i] = term;
+        b.truncated[i] = trunc;
+        b.valid[i] = valid;
+      });
+    // stream 0: step, termination, reset step, truncation (bootstrap from the reset step's V(final obs) = 4), reset step
+    set(0, [
+      [1, 0.5, 0, 0, 1],
+      [0, 1, 1, 0, 1],
+      [0, 2, 0, 0, 0],
+      [2, 1, 0, 1, 1],
+      [0, 4, 0, 0, 0],
+    ]);
+    // stream 1: no episode end; bootstraps from lastValues
+    set(1, [
+      [1, 1, 0, 0, 1],
+      [1, 1, 0, 0, 1],
+      [1, 1, 0, 0, 1],
+      [0, 2, 0, 0, 1],
+      [1, 1, 0, 0, 1],
+    ]);
+    // stream 2: truncated on the last step (bootstrap from lastValues), terminated on step 2
+    set(2, [
+      [0, 0, 0, 0, 1],
+      [0, 0, 0, 0, 1],
+      [1, 3, 1, 0, 1],
+      [0, 0, 0, 0, 0],
+      [1, 1, 0, 1, 1],
+    ]);
+    b.lastValues.set([100, 3, 3]);
+    const { advantages, returns } = computeGae(b, 0.5, 0.5);
+    const expected = [
+      [0.75, -1, 0, 3, 0],
+      [0.669921875, 0.6796875, 0.71875, -1.125, 1.5],
+      // t1: δ = 0 + 0.5·3 − 0 = 1.5, plus 0.25·(−2) from the terminal t2 → 1.0; t0: 0 + 0.25·1.0
+      [0.25, 1, -2, 0, 1.5],
+    ];
+    expected.forEach((row, n) => row.forEach((a, t) => expect(advantages[n * T + t]).toBeCloseTo(a, 6)));
+    expect(returns[0 * T + 0]).toBeCloseTo(1.25, 6);
+    expect(returns[0 * T + 3]).toBeCloseTo(4, 6);
+    expect(returns[0 * T + 2]).toBe(0);
+  });
+});
+
+describe('sequence minibatches', () => {
+  it('use every step exactly once per epoch, with the stored state of each sequence start', () => {
+    const [N, T, L, M] = [3, 8, 4, 4];
+    const buf = createBuffer(N, T, 2, 1);
+    for (let i = 0; i < N * T; i++) {
+      buf.features[2 * i] = i;
+      buf.actions[i] = i;
+      buf.episodeStart[i] = i % 5 === 0 ? 1 : 0;
+      buf.valid[i] = 1;
+    }
+    // Boundary states chunk-major: row c·N + n holds 100·n + c.
+    const rows = Array.from({ length: (T / L) * N }, (_, s) => 100 * (s % N) + Math.floor(s / N));
+    const states = { h: tf.tensor2d(rows, [rows.length, 1]) };
+    for (let epoch = 0; epoch < 3; epoch++) {
+      const seen = new Array<number>(N * T).fill(0);
+      const groups = sequenceMinibatches(N, T, L, M, testRng(`e${epoch}`));
+      expect(groups).toHaveLength(M);
+      for (const ids of groups) {
+        const mb = gatherMinibatch(buf, L, ids, states, false);
+        const h = mb.state.h.dataSync();
+        ids.forEach((s, b) => {
+          const n = s % N;
+          const c = Math.floor(s / N);
+          expect(h[b]).toBe(100 * n + c);
+          for (let t = 0; t < L; t++) {
+            const i = mb.actions[b * L + t];
+            expect(i).toBe(n * T + c * L + t);
+            expect(mb.features[2 * (b * L + t)]).toBe(i);
+            expect(mb.episodeStart[b * L + t]).toBe(i % 5 === 0 ? 1 : 0);
+            seen[i]++;
+          }
+        });
+        tf.dispose(Object.values(mb.state));
+      }
+      expect(seen.every((c) => c === 1)).toBe(true);
+    }
+    states.h.dispose();
+  });
+});
+
+describe('PPO loss', () => {
+  it('matches hand-computed numbers, masking invalid steps', () => {
+    const t = (a: number[]) => tf.tensor1d(a);
+    const inputs = {
+      newLogProbs: t([Math.log(1.5), Math.log(0.9), Math.log(3)]),
+      oldLogProbs: t([0, 0, 0]),
+      advantages: t([1, -1, 5]),
+      newValues: t([1, 2, 9]),
+      oldValues: t([0.5, 2.5, 0]),
+      returns: t([2, 0, 0]),
+      entropy: t([0.5, 0.7, 100]),
+      valid: t([1, 1, 0]),
+    };
+    const s = { clipCoef: 0.2, clipValueLoss: true, vfCoef: 0.5, entCoef: 0.01 };
+    const out = ppoLoss(inputs, s);
+    expect(out.policyLoss.dataSync()[0]).toBeCloseTo(-0.15, 5);
+    expect(out.valueLoss.dataSync()[0]).toBeCloseTo(1.745, 5);
+    expect(out.entropy.dataSync()[0]).toBeCloseTo(0.6, 5);
+    expect(out.loss.dataSync()[0]).toBeCloseTo(0.7165, 5);
+    expect(out.approxKl.dataSync()[0]).toBeCloseTo(0.04994775, 5);
+    expect(out.clipFraction.dataSync()[0]).toBeCloseTo(0.5, 6);
+    const plain = ppoLoss(inputs, { ...s, clipValueLoss: false });
+    expect(plain.valueLoss.dataSync()[0]).toBeCloseTo(1.25, 5);
+    tf.dispose([...Object.values(inputs), ...Object.values(out), ...Object.values(plain)]);
+  });
+});
+
+describe('Adam', () => {
+  it('follows tf.train.adam step for step', () => {
+    const init = [0.5, -1, 2];
+    const a = tf.variable(tf.tensor1d(init));
+    const b = tf.variable(tf.tensor1d(init));
+    const ours = new Adam([a], { learningRate: 0.1, epsilon: 1e-5 });
+    const theirs = tf.train.adam(0.1, 0.9, 0.999, 1e-5);
+    for (let k = 0; k < 5; k++) {
+      const g = tf.tensor1d([k + 1, -0.5 * k, 0.25]);
+      ours.applyGradients([g]);
+      theirs.applyGradients({ [b.name]: g });
+      g.dispose();
+    }
+    const x = a.dataSync();
+    const y = b.dataSync();
+    for (let i = 0; i < 3; i++) expect(x[i]).toBeCloseTo(y[i], 6);
+    ours.dispose();
+    theirs.dispose();
+    tf.dispose([a, b]);
+  });
+});
+
+describe('distributions', () => {
+  it('host-side sample log-probs equal the differentiable logProb, for every space kind', () => {
+    const spaces = [new Discrete(4, 1), new MultiDiscrete([2, 3]), new Box(-1, 1, [2]), new MultiBinary(3)];
+    const rng = makeRng('dist');
+    for (const space of spaces) {
+      const d = makeDistribution(space);
+      const B = 5;
+      const params = tf.tensor2d(Array.from({ length: B * d.paramDim }, () => rng() * 2 - 1), [B, d.paramDim]);
+      const host = d.hostParams(params);
+      const s = d.sample(host.dataSync() as Float32Array, B, rng);
+      const lp = d.logProb(params, tf.tensor2d(s.actions, [B, d.actionDim])).dataSync();
+      for (let b = 0; b < B; b++) expect(lp[b]).toBeCloseTo(s.logProbs[b], 4);
+      for (let b = 0; b < B; b++) expect(space.contains(d.toEnv(s.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)))).toBe(true);
+      expect(d.entropy(params).shape).toEqual([B]);
+      tf.dispose([params, host]);
+      d.dispose();
+    }
+  });
+});
+
+const settings: PpoSettings = {
+  numEnvs: 4,
+  rollout: 12,
+  seqLen: 4,
+  epochs: 2,
+  minibatches: 2,
+  lr: 3e-3,
+  annealLr: true,
+  gamma: 0.99,
+  gaeLambda: 0.95,
+  clipCoef: 0.2,
+  clipValueLoss: true,
+  entCoef: 0.01,
+  vfCoef: 0.5,
+  maxGradNorm: 0.5,
+  normAdvantages: true,
+  adamEps: 1e-5,
+  totalUpdates: 10,
+};
+
+function makeTrainer(truncateAt = Infinity, overrides: Partial<PpoSettings> = {}, dim = 8) {
+  const s = { ...settings, ...overrides };
+  const env = cueVectorEnv(s.numEnvs, 3, truncateAt);
+  const agent = new RecurrentAgent(new ElmanCore(dim, 'core'), env.singleObservationSpace, env.singleActionSpace, { seed: 1 });
+  return { agent, trainer: new PpoTrainer(agent, env, s, 1) };
+}
+
+describe('PPO trainer', () => {
+  it('the sequence form replays the rollout from the stored states (resets, previous actions, reset steps)', async () => {
+    const { agent, trainer } = makeTrainer(2);
+    await trainer.start(7);
+    await trainer.iterate(); // carried state is now non-zero at the next rollout's start
+    const { buffer, states } = await trainer.collect();
+    const { numEnvs: N, steps: T } = buffer;
+    expect(buffer.episodeStart.some((x) => x === 1)).toBe(true);
+    expect(buffer.valid.some((x) => x === 0)).toBe(true);
+    expect(buffer.truncated.some((x) => x === 1)).toBe(true);
+    const L = settings.seqLen;
+    const ids = Array.from({ length: N * (T / L) }, (_, s) => s);
+    const mb = gatherMinibatch(buffer, L, ids, states, false);
+    const ev = agent.evaluate(mb, mb.state);
+    const lp = ev.logProbs.dataSync();
+    const v = ev.values.dataSync();
+    ids.forEach((s, b) => {
+      for (let t = 0; t < L; t++) {
+        const i = (s % N) * T + Math.floor(s / N) * L + t;
+        expect(lp[b * L + t]).toBeCloseTo(buffer.logProbs[i], 4);
+        expect(v[b * L + t]).toBeCloseTo(buffer.values[i], 4);
+      }
+    });
+    // The carried state is stored, not zeros: sequences of the first chunk start from a non-zero state.
+    const first = sliceState(states, [0]);
+    expect(Array.from(first['core.h'].dataSync()).some((x) => x !== 0)).toBe(true);
+    tf.dispose(Object.values(first));
+    tf.dispose([ev.logProbs, ev.values, ev.entropy, ...Object.values(mb.state), ...Object.values(states)]);
+    trainer.dispose();
+    agent.dispose();
+  });
+
+  it('keeps numTensors flat across updates', async () => {
+    const { agent, trainer } = makeTrainer();
+    await trainer.start(3);
+    await trainer.iterate();
+    const before = tf.memory().numTensors;
+    for (let k = 0; k < 3; k++) await trainer.iterate();
+    expect(tf.memory().numTensors).toBe(before);
+    trainer.dispose();
+    agent.dispose();
+  });
+
+  it('learns the one-bit memory task well above random (0.5)', async () => {
+    const updates = 25;
+    const overrides = { numEnvs: 8, rollout: 16, seqLen: 8, epochs: 4, lr: 1e-2, totalUpdates: updates };
+    const { agent, trainer } = makeTrainer(Infinity, overrides, 16);
+    await trainer.start(1);
+    const returns: number[] = [];
+    for (let k = 0; k < updates; k++) {
+      const m = await trainer.iterate();
+      if (m.returnMean !== null) returns.push(m.returnMean);
+    }
+    const last = returns.slice(-5).reduce((a, b) => a + b, 0) / 5;
+    expect(last).toBeGreaterThan(0.85);
+    trainer.dispose();
+    agent.dispose();
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * What `hqlt synth`, `hqlt recall` and `hqlt lm` share: the flags, the config resolution (defaults ← --config
+ * file ← flags, as `hqlt train`), a run per core with a progress bar, and the results table across cores.
+ */
+import cliProgress from 'cli-progress';
+import { Command } from 'commander';
+import { join } from 'node:path';
+import { initBackend } from '../../memory/backend.js';
+import { coreTypes } from '../../memory/registry.js';
+import { mergeConfigs, readConfigFile } from '../config.js';
+import { toMarkdown, writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
+import { resolveSupervisedConfig, trainSupervised, type SupervisedConfig, type TrainResult } from '../supervised.js';
+import { backendOption } from './options.js';
+
+export interface SupervisedFlags {
+  core?: string;
+  cores?: string;
+  blend?: string;
+  mixing?: string;
+  seed?: number;
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  dim?: number;
+  layers?: number;
+  heads?: number;
+  window?: number;
+  shortConv?: boolean;
+  evalEvery?: number;
+  backend?: string;
+  out: string;
+  name?: string;
+  config?: string;
+  printConfig?: boolean;
+  resume?: boolean;
+}
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got '${v}'.`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${v}'.`);
+  return n;
+};
+
+/** Adds the flags every supervised benchmark command takes. */
+export function addSupervisedOptions(cmd: Command): Command {
+  return cmd
+    .option('--core <type>', `memory core: ${coreTypes().join(', ')}`)
+    .option('--cores <list>', 'comma-separated cores to compare (one run each, then a results table)')
+    .option('--blend <blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)')
+    .option('--mixing <mixing>', 'HQLT mixing (sum, scalar, vector)')
+    .option('--seed <n>', 'seed of everything random (default 0)', int('seed'))
+    .option('--steps <n>', 'training steps', int('steps'))
+    .option('--batch <n>', 'sequences per batch', int('batch'))
+    .option('--lr <x>', 'peak Adam learning rate (warm-up, then cosine decay)', num('lr'))
+    .option('--dim <n>', 'core width', int('dim'))
+    .option('--layers <n>', 'core layers', int('layers'))
+    .option('--heads <n>', 'attention heads', int('heads'))
+    .option('--window <n>', 'KV-memory window (HQLT, window attention)', int('window'))
+    .option('--short-conv', 'short causal convolutions on q, k, v')
+    .option('--no-short-conv', 'no short convolutions')
+    .option('--eval-every <n>', 'evaluate, log and checkpoint every N steps', int('eval-every'))
+    .addOption(backendOption())
+    .option('--out <dir>', 'runs folder', 'runs')
+    .option('--name <name>', 'run name (default <task>-<core>-s<seed>; with --cores, the folder of the comparison)')
+    .option('--config <file>', 'JSON config file (flags override it)')
+    .option('--print-config', 'print the resolved config(s) and exit')
+    .option('--resume', 'continue the run(s) in --out/--name from their checkpoints');
+}
+
+/** Core types that take the attention fields (heads, shortConv) and those that also take a window. */
+const ATTENTION = new Set(['hqlt', 'hqlt-sync', 'hqlt-delayed', 'hqlt-chunk', 'hqlt-linear', 'deltanet', 'linear-attention', 'window-attention', 'transformer']);
+const WINDOWED = new Set(['hqlt', 'hqlt-sync', 'hqlt-delayed', 'hqlt-chunk', 'window-attention']);
+
+/** A core config for `type` from shared sizes, keeping only the fields that core type accepts. */
+export function coreConfigFor(type: string, sizes: Record<string, unknown>): Record<string, unknown> {
+  const core: Record<string, unknown> = { type };
+  for (const key of ['dim', 'layers', 'mlp']) if (sizes[key] !== undefined) core[key] = sizes[key];
+  if (ATTENTION.has(type)) for (const key of ['heads', 'shortConv']) if (sizes[key] !== undefined) core[key] = sizes[key];
+  if (WINDOWED.has(type) && sizes.window !== undefined) core.window = sizes.window;
+  if (type === 'hqlt') for (const key of ['blend', 'mixing']) if (sizes[key] !== undefined) core[key] = sizes[key];
+  return core;
+}
+
+/** One run of a comparison: its label (the core name) and its resolved config. */
+export interface PlannedRun {
+  label: string;
+  config: SupervisedConfig;
+}
+
+/**
+ * The run(s) a command line describes: defaults ← --config file ← flags; one run per entry of --cores (a core
+ * name, optionally with per-core overrides from `coreOverrides`), else one run of --core.
+ */
+export function planRuns(
+  flags: SupervisedFlags,
+  defaults: Record<string, unknown>,
+  coreOverrides: Record<string, Record<string, unknown>> = {},
+): PlannedRun[] {
+  const file = flags.config ? readConfigFile(flags.config) : {};
+  const top = mergeConfigs(defaults, file, {
+    seed: flags.seed,
+    steps: flags.steps,
+    batch: flags.batch,
+    lr: flags.lr,
+    evalEvery: flags.evalEvery,
+  });
+  const sizes: Record<string, unknown> = { ...((top.core as Record<string, unknown>) ?? {}) };
+  for (const key of ['dim', 'layers', 'heads', 'window', 'shortConv', 'blend', 'mixing'] as const) {
+    if (flags[key] !== undefined) sizes[key] = flags[key];
+  }
+  const names = flags.cores ? flags.cores.split(',').map((s) => s.trim()).filter(Boolean) : [flags.core ?? String(sizes.type ?? 'hqlt')];
+  return names.map((label) => {
+    const { type: _t, ...shared } = sizes;
+    const core = coreConfigFor(label, { ...shared, ...coreOverrides[label] });
+    return { label, config: resolveSupervisedConfig({ ...top, core }) };
+  });
+}
+
+/** Runs each planned run in `<out>/<name>[/<core>]`, with a progress bar; returns the results by label. */
+export async function executeRuns(flags: SupervisedFlags, runs: PlannedRun[]): Promise<Map<string, TrainResult>> {
+  if (flags.printConfig) {
+    console.log(JSON.stringify(runs.length === 1 ? runs[0].config : Object.fromEntries(runs.map((r) => [r.label, r.config])), null, 2));
+    return new Map();
+  }
+  const backend = await initBackend(flags.backend);
+  console.log(`backend ${backend.active}`);
+  const results = new Map<string, TrainResult>();
+  for (const run of runs) {
+    const c = run.config;
+    const base = flags.name ?? (runs.length > 1 ? `${c.task}-compare-s${c.seed}` : `${c.task}-${run.label}-s${c.seed}`);
+    const runDir = runs.length > 1 ? join(flags.out, base, run.label) : join(flags.out, base);
+    const bar = process.stdout.isTTY
+      ? new cliProgress.SingleBar({ format: `${run.label} {bar} {value}/{total} steps | loss {loss} | ETA {eta_formatted}` }, cliProgress.Presets.shades_classic)
+      : undefined;
+    bar?.start(c.steps, 0, { loss: '-' });
+    const result = await trainSupervised(c, {
+      runDir,
+      resume: flags.resume,
+      onStep: (step, loss) => bar?.update(step, { loss: loss.toFixed(3) }),
+      onEval: (m) => {
+        const line = Object.entries(m)
+          .filter(([k]) => k.includes('/') && !k.endsWith('/loss'))
+          .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+          .join(' | ');
+        if (bar) bar.stop();
+        console.log(`${run.label} step ${m.step}: train loss ${m.trainLoss.toFixed(3)} | ${line} | ${m.stepsPerS.toFixed(1)} steps/s`);
+        if (bar && m.step < c.steps) bar.start(c.steps, m.step, { loss: m.trainLoss.toFixed(3) });
+      },
+    });
+    bar?.stop();
+    console.log(`${run.label}: metrics in ${runDir}/metrics.csv`);
+    results.set(run.label, result);
+  }
+  return results;
+}
+
+/** Writes a results table next to the runs and prints it. */
+export async function reportTable(flags: SupervisedFlags, folder: string, basename: string, table: ResultsTable): Promise<void> {
+  const paths = await writeResultsTable(join(flags.out, folder), basename, table);
+  console.log(`\n${toMarkdown(table)}`);
+  console.log(`Table written to ${paths.md} and ${paths.csv}`);
+}
+
+/** A percentage cell (null when missing). */
+export function pct(x: number | undefined): Cell {
+  return x === undefined ? null : 100 * x;
+}

@@ -1,0 +1,164 @@
+/**
+ * The training config: one zod schema with defaults, filled from (in order) the defaults, a JSON file and
+ * command-line overrides. Errors name the bad key and say what was expected.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { BACKEND_NAMES } from '../memory/backend.js';
+import { resolveCoreConfig } from '../memory/registry.js';
+import type { PpoSettings } from './ppo.js';
+
+const posInt = z.number().int().positive();
+
+/**
+ * The default core of a type: small and single-layer, so `hqlt train` with no flags learns the default task in
+ * about a minute on 2 cores (HQLT: width 32, 2 heads, an 8-step KV window). Other fields: the registry's defaults.
+ */
+export function defaultCore(type: string): Record<string, unknown> & { type: string } {
+  return type === 'hqlt' ? { type, dim: 32, layers: 1, heads: 2, window: 8 } : { type, dim: 32, layers: 1 };
+}
+const unit = z.number().min(0).max(1);
+
+export const TrainConfigSchema = z
+  .object({
+    /** A registered env id. */
+    env: z.string().default('PassiveTMazeShort-v0'),
+    envKwargs: z.record(z.unknown()).default({}),
+    /** A memory-core config (see memory/registry.ts); fields the type does not know are rejected there. */
+    core: z.object({ type: z.string() }).passthrough().default(() => defaultCore('hqlt')),
+    /** Feed the previous action and an is-first-step flag to the agent. */
+    previousAction: z.boolean().default(true),
+    seed: z.number().int().nonnegative().default(1),
+    /** Total env steps (rounded up to whole rollouts). */
+    steps: posInt.default(20_480),
+    numEnvs: posInt.default(8),
+    rollout: posInt.default(32),
+    seqLen: posInt.default(8),
+    epochs: posInt.default(4),
+    minibatches: posInt.default(4),
+    lr: z.number().positive().default(2e-3),
+    annealLr: z.boolean().default(true),
+    gamma: unit.default(0.99),
+    gaeLambda: unit.default(0.95),
+    clipCoef: z.number().positive().default(0.2),
+    clipValueLoss: z.boolean().default(true),
+    entCoef: z.number().nonnegative().default(0.01),
+    vfCoef: z.number().nonnegative().default(0.5),
+    maxGradNorm: z.number().positive().default(0.5),
+    normAdvantages: z.boolean().default(true),
+    adamEps: z.number().positive().default(1e-5),
+    backend: z.enum(BACKEND_NAMES).default('auto'),
+    /** Run name (folder under `out`); default `<env>-<core type>-s<seed>`. */
+    name: z.string().min(1).optional(),
+    out: z.string().default('runs'),
+    /** Write a checkpoint every N updates (0: only at the end and on Ctrl-C). */
+    checkpointEvery: z.number().int().nonnegative().default(10),
+  })
+  .strict();
+
+export type TrainConfig = z.output<typeof TrainConfigSchema> & { name: string };
+
+/** A nested partial config, as from a JSON file or flags. */
+export type TrainConfigInput = Record<string, unknown>;
+
+/**
+ * Validates and completes a config; throws one message listing every bad key. A partial `core` is completed with
+ * `defaultCore` of its type (default type `hqlt`).
+ */
+export function parseTrainConfig(input: TrainConfigInput, source = 'config'): TrainConfig {
+  const core = input.core;
+  if (isObject(core)) input = { ...input, core: { ...defaultCore(String(core.type ?? 'hqlt')), ...core } };
+  const result = TrainConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        return `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')} (known: ${Object.keys(TrainConfigSchema.shape).join(', ')})`;
+      }
+      return `'${issue.path.join('.')}': ${issue.message}`;
+    });
+    throw new Error(`Invalid ${source}:\n  ${lines.join('\n  ')}`);
+  }
+  const c = result.data;
+  try {
+    resolveCoreConfig(c.core);
+  } catch (err) {
+    throw new Error(`Invalid ${source}: 'core': ${(err as Error).message}`);
+  }
+  const sequences = (c.numEnvs * c.rollout) / c.seqLen;
+  if (c.rollout % c.seqLen !== 0) {
+    throw new Error(`Invalid ${source}: 'seqLen' (${c.seqLen}) must divide 'rollout' (${c.rollout}).`);
+  }
+  if (c.minibatches > sequences) {
+    throw new Error(
+      `Invalid ${source}: 'minibatches' (${c.minibatches}) exceeds the ${sequences} sequences per rollout ` +
+        `(numEnvs × rollout / seqLen).`,
+    );
+  }
+  return { ...c, name: c.name ?? `${c.env}-${c.core.type}-s${c.seed}` };
+}
+
+/** Reads a JSON config file, with a clear error for a missing or malformed file. */
+export function readConfigFile(path: string): TrainConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`Cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`Config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new Error(`Config file ${path} must hold a JSON object of settings.`);
+  }
+  return json as TrainConfigInput;
+}
+
+/** Layers configs: later ones override earlier ones; `core` and `envKwargs` merge key by key. */
+export function mergeConfigs(...layers: TrainConfigInput[]): TrainConfigInput {
+  const out: TrainConfigInput = {};
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === undefined) continue;
+      const prev = out[key];
+      const nested = (key === 'core' || key === 'envKwargs') && isObject(prev) && isObject(value);
+      out[key] = nested ? { ...prev, ...value } : value;
+    }
+  }
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The PPO settings of a config. */
+export function ppoSettings(c: TrainConfig): PpoSettings {
+  return {
+    numEnvs: c.numEnvs,
+    rollout: c.rollout,
+    seqLen: c.seqLen,
+    epochs: c.epochs,
+    minibatches: c.minibatches,
+    lr: c.lr,
+    annealLr: c.annealLr,
+    gamma: c.gamma,
+    gaeLambda: c.gaeLambda,
+    clipCoef: c.clipCoef,
+    clipValueLoss: c.clipValueLoss,
+    entCoef: c.entCoef,
+    vfCoef: c.vfCoef,
+    maxGradNorm: c.maxGradNorm,
+    normAdvantages: c.normAdvantages,
+    adamEps: c.adamEps,
+    totalUpdates: totalUpdates(c),
+  };
+}
+
+/** Updates in the run: steps rounded up to whole rollouts. */
+export function totalUpdates(c: Pick<TrainConfig, 'steps' | 'numEnvs' | 'rollout'>): number {
+  return Math.ceil(c.steps / (c.numEnvs * c.rollout));
+}

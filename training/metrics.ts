@@ -1,0 +1,125 @@
+/**
+ * Per-update metrics on disk (`metrics.jsonl`, one JSON object a line, and `metrics.csv` with the same columns)
+ * and on screen (a live progress bar on a TTY, plain log lines otherwise).
+ */
+import cliProgress from 'cli-progress';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { UpdateMetrics } from './ppo.js';
+
+export const METRIC_COLUMNS = [
+  'update',
+  'globalStep',
+  'episodes',
+  'returnMean',
+  'returnMax',
+  'lengthMean',
+  'lengthMax',
+  'learningRate',
+  'policyLoss',
+  'valueLoss',
+  'entropy',
+  'approxKl',
+  'clipFraction',
+  'explainedVariance',
+  'gradNorm',
+  'stepsPerSecond',
+] as const satisfies readonly (keyof UpdateMetrics)[];
+
+function csvLine(values: unknown[]): string {
+  return values.map((v) => (v === null || v === undefined || Number.isNaN(v) ? '' : String(v))).join(',') + '\n';
+}
+
+/** Appends metrics to `<dir>/metrics.jsonl` and `<dir>/metrics.csv`. */
+export class MetricsLog {
+  readonly jsonlPath: string;
+  readonly csvPath: string;
+
+  /**
+   * Opens the log in `dir`. With `keepUpTo` (a resumed run) lines of later updates, written after the checkpoint
+   * by the interrupted run, are dropped so the files read as one uninterrupted run; otherwise the files start
+   * empty.
+   */
+  constructor(dir: string, keepUpTo = 0) {
+    this.jsonlPath = join(dir, 'metrics.jsonl');
+    this.csvPath = join(dir, 'metrics.csv');
+    const kept = keepUpTo > 0 ? readMetrics(this.jsonlPath).filter((m) => m.update <= keepUpTo) : [];
+    writeFileSync(this.jsonlPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+    writeFileSync(this.csvPath, csvLine([...METRIC_COLUMNS]) + kept.map((m) => csvLine(METRIC_COLUMNS.map((k) => m[k]))).join(''));
+  }
+
+  append(m: UpdateMetrics): void {
+    appendFileSync(this.jsonlPath, JSON.stringify(m) + '\n');
+    appendFileSync(this.csvPath, csvLine(METRIC_COLUMNS.map((k) => m[k])));
+  }
+}
+
+/** Reads a metrics.jsonl file (missing file: no metrics); NaN fields come back as null. */
+export function readMetrics(path: string): UpdateMetrics[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line, i) => {
+      try {
+        return JSON.parse(line) as UpdateMetrics;
+      } catch {
+        throw new Error(`${path}: line ${i + 1} is not valid JSON.`);
+      }
+    });
+}
+
+const fmt = (x: number | null, digits = 3) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(digits));
+
+/** One human line for an update. */
+export function formatMetrics(m: UpdateMetrics, totalSteps: number): string {
+  return (
+    `update ${m.update} step ${m.globalStep}/${totalSteps} return ${fmt(m.returnMean)} (max ${fmt(m.returnMax)}) ` +
+    `len ${fmt(m.lengthMean, 1)} pi ${fmt(m.policyLoss, 4)} v ${fmt(m.valueLoss, 4)} ent ${fmt(m.entropy)} ` +
+    `kl ${fmt(m.approxKl, 4)} clip ${fmt(m.clipFraction, 2)} ev ${fmt(m.explainedVariance, 2)} ` +
+    `${Math.round(m.stepsPerSecond)} steps/s`
+  );
+}
+
+/** Progress display: a live bar on a TTY, one log line per update otherwise. */
+export class Progress {
+  private bar?: cliProgress.SingleBar;
+
+  constructor(
+    private readonly totalSteps: number,
+    startStep: number,
+    tty = Boolean(process.stdout.isTTY),
+  ) {
+    if (tty) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          format: '{bar} {percentage}% | {value}/{total} steps | return {ret} | ent {ent} | kl {kl} | {sps} steps/s | ETA {eta_formatted}',
+          hideCursor: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(totalSteps, startStep, { ret: '-', ent: '-', kl: '-', sps: '-' });
+    }
+  }
+
+  update(m: UpdateMetrics): void {
+    if (this.bar) {
+      this.bar.update(Math.min(m.globalStep, this.totalSteps), {
+        ret: fmt(m.returnMean),
+        ent: fmt(m.entropy),
+        kl: fmt(m.approxKl, 4),
+        sps: Math.round(m.stepsPerSecond),
+      });
+    } else console.log(formatMetrics(m, this.totalSteps));
+  }
+
+  /** Prints a message without breaking the bar. */
+  log(message: string): void {
+    if (this.bar) this.bar.stop();
+    console.log(message);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Adam with the maths of `tf.train.adam`, but with its scalar constants kept as cached tensors (tfjs' own
+ * optimizer uploads `beta1`, `1 - beta1`, ... as fresh scalars for every variable on every step) and with its
+ * state exposed for checkpoints. The learning rate lives in a scalar variable so annealing costs one assign.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamOptions {
+  learningRate: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+}
+
+/** The optimizer state as plain numbers, keyed by the variable's position in `variables`. */
+export interface AdamState {
+  /** Running products beta1^t and beta2^t, as tf.train.adam keeps them (they start at beta, not 1). */
+  accBeta1: number;
+  accBeta2: number;
+  /** First and second moments, one array per variable in order. */
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export class Adam {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  private readonly lr: tf.Variable;
+  private readonly consts: Record<'beta1' | 'beta2' | 'oneMinusBeta1' | 'oneMinusBeta2' | 'epsilon' | 'one', tf.Scalar>;
+  private readonly accBeta1: tf.Variable;
+  private readonly accBeta2: tf.Variable;
+  private readonly m: tf.Variable[];
+  private readonly v: tf.Variable[];
+
+  constructor(readonly variables: tf.Variable[], opts: AdamOptions) {
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.epsilon = opts.epsilon ?? 1e-8;
+    if (!(opts.learningRate >= 0)) throw new Error(`Adam: learningRate must be >= 0, got ${opts.learningRate}.`);
+    this.lr = tf.variable(tf.scalar(opts.learningRate), false);
+    this.consts = {
+      beta1: tf.keep(tf.scalar(this.beta1)),
+      beta2: tf.keep(tf.scalar(this.beta2)),
+      oneMinusBeta1: tf.keep(tf.scalar(1 - this.beta1)),
+      oneMinusBeta2: tf.keep(tf.scalar(1 - this.beta2)),
+      epsilon: tf.keep(tf.scalar(this.epsilon)),
+      one: tf.keep(tf.scalar(1)),
+    };
+    this.accBeta1 = tf.variable(tf.scalar(this.beta1), false);
+    this.accBeta2 = tf.variable(tf.scalar(this.beta2), false);
+    this.m = variables.map((w) => tf.variable(tf.zerosLike(w), false));
+    this.v = variables.map((w) => tf.variable(tf.zerosLike(w), false));
+  }
+
+  /** Sets the learning rate (one small upload; call it once per update, not per minibatch). */
+  setLearningRate(lr: number): void {
+    tf.tidy(() => this.lr.assign(tf.scalar(lr)));
+  }
+
+  /** Applies one step; `grads[i]` belongs to `variables[i]` (a missing gradient skips that variable). */
+  applyGradients(grads: (tf.Tensor | undefined)[]): void {
+    const c = this.consts;
+    tf.tidy(() => {
+      const bc1 = tf.sub(c.one, this.accBeta1);
+      const bc2 = tf.sub(c.one, this.accBeta2);
+      const negLr = tf.neg(this.lr);
+      this.variables.forEach((w, i) => {
+        const g = grads[i];
+        if (!g) return;
+        const m = tf.add(tf.mul(this.m[i], c.beta1), tf.mul(g, c.oneMinusBeta1));
+        const v = tf.add(tf.mul(this.v[i], c.beta2), tf.mul(tf.square(g), c.oneMinusBeta2));
+        const mHat = tf.div(m, bc1);
+        const vHat = tf.div(v, bc2);
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+        w.assign(tf.add(tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), c.epsilon)), negLr), w));
+      });
+      this.accBeta1.assign(tf.mul(this.accBeta1, c.beta1));
+      this.accBeta2.assign(tf.mul(this.accBeta2, c.beta2));
+    });
+  }
+
+  /** Reads the state (for checkpoints). */
+  async getState(): Promise<AdamState> {
+    const [a1, a2] = await Promise.all([this.accBeta1.data(), this.accBeta2.data()]);
+    return {
+      accBeta1: a1[0],
+      accBeta2: a2[0],
+      m: (await Promise.all(this.m.map((t) => t.data()))) as Float32Array[],
+      v: (await Promise.all(this.v.map((t) => t.data()))) as Float32Array[],
+    };
+  }
+
+  /** Restores a state read by `getState` (shapes must match the variables). */
+  setState(state: AdamState): void {
+    if (state.m.length !== this.m.length || state.v.length !== this.v.length) {
+      throw new Error(`Adam state has ${state.m.length} moments but the optimizer has ${this.m.length} variables.`);
+    }
+    tf.tidy(() => {
+      this.accBeta1.assign(tf.scalar(state.accBeta1));
+      this.accBeta2.assign(tf.scalar(state.accBeta2));
+      this.variables.forEach((w, i) => {
+        for (const [dst, src, label] of [
+          [this.m[i], state.m[i], 'm'],
+          [this.v[i], state.v[i], 'v'],
+        ] as const) {
+          if (src.length !== w.size) throw new Error(`Adam state ${label}[${i}] has ${src.length} values, expected ${w.size}.`);
+          dst.assign(tf.tensor(src, w.shape));
+        }
+      });
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([this.lr, this.accBeta1, this.accBeta2, ...this.m, ...this.v, ...Object.values(this.consts)]);
+  }
+}
+
+/**
+ * Scales gradients so their global L2 norm is at most `maxNorm` (as torch.nn.utils.clip_grad_norm_); returns the
+ * clipped gradients and the norm before clipping, all as new tensors.
+ */
+export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: tf.Scalar): { grads: tf.Tensor[]; norm: tf.Scalar } {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+    const scale = tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1);
+    return { grads: grads.map((g) => tf.mul(g, scale)), norm };
+  });
+}

@@ -1,0 +1,424 @@
+/**
+ * Recurrent PPO (clipped surrogate, GAE, truncated BPTT over stored states) for any agent built on a memory core.
+ *
+ * Memory bookkeeping: the agent's recurrent state is carried across rollouts (never zeroed between them); the
+ * state at every sequence boundary (every `seqLen` steps) is stored during the rollout, and each training
+ * sequence replays the core's sequence form from that stored state, with `episodeStart` flags resetting streams
+ * inside sequences. Reset steps of next-step autoreset are kept in the buffer but masked out of the loss (see
+ * `rollout.ts`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { RecurrentAgent } from '../agents/agent.js';
+import type { VectorEnv } from '../envs/vector.js';
+import type { State } from '../memory/core.js';
+import { makeRng, type Rng } from '../memory/random.js';
+import { cloneState, disposeState } from '../memory/state.js';
+import { Adam, clipByGlobalNorm, type AdamState } from './optim.js';
+import {
+  checkSequenceSettings,
+  computeGae,
+  createBuffer,
+  EpisodeTracker,
+  gatherMinibatch,
+  joinBoundaryStates,
+  sequenceMinibatches,
+  type RolloutBuffer,
+} from './rollout.js';
+
+/** PPO hyperparameters. */
+export interface PpoSettings {
+  numEnvs: number;
+  /** Steps per stream per rollout (T). */
+  rollout: number;
+  /** Training sequence length L (divides T). */
+  seqLen: number;
+  epochs: number;
+  minibatches: number;
+  lr: number;
+  /** Anneal the learning rate linearly to 0 over `totalUpdates`. */
+  annealLr: boolean;
+  gamma: number;
+  gaeLambda: number;
+  clipCoef: number;
+  /** Clip the value loss around the old values, as CleanRL's `clip_vloss`. */
+  clipValueLoss: boolean;
+  entCoef: number;
+  vfCoef: number;
+  maxGradNorm: number;
+  normAdvantages: boolean;
+  adamEps: number;
+  totalUpdates: number;
+}
+
+/** Per-step loss inputs, all [N] tensors except the settings. */
+export interface PpoLossInputs {
+  newLogProbs: tf.Tensor1D;
+  entropy: tf.Tensor1D;
+  newValues: tf.Tensor1D;
+  oldLogProbs: tf.Tensor1D;
+  oldValues: tf.Tensor1D;
+  advantages: tf.Tensor1D;
+  returns: tf.Tensor1D;
+  /** 1 for steps in the loss, 0 for masked ones (reset steps). */
+  valid: tf.Tensor1D;
+}
+
+export interface PpoLossResult {
+  /** policyLoss − entCoef·entropy + vfCoef·valueLoss */
+  loss: tf.Scalar;
+  policyLoss: tf.Scalar;
+  valueLoss: tf.Scalar;
+  entropy: tf.Scalar;
+  /** mean((r − 1) − log r), the low-variance estimator CleanRL reports. */
+  approxKl: tf.Scalar;
+  /** Fraction of steps whose ratio left [1 − clip, 1 + clip]. */
+  clipFraction: tf.Scalar;
+}
+
+/** The PPO loss, averaged over valid steps (as CleanRL's, with a mask). */
+export function ppoLoss(
+  x: PpoLossInputs,
+  s: Pick<PpoSettings, 'clipCoef' | 'clipValueLoss' | 'vfCoef' | 'entCoef'>,
+): PpoLossResult {
+  return tf.tidy(() => {
+    const count = tf.maximum(tf.sum(x.valid), 1);
+    const mean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, x.valid)), count) as tf.Scalar;
+    const logRatio = tf.sub(x.newLogProbs, x.oldLogProbs);
+    const ratio = tf.exp(logRatio);
+    const pg1 = tf.mul(tf.neg(x.advantages), ratio);
+    const pg2 = tf.mul(tf.neg(x.advantages), tf.clipByValue(ratio, 1 - s.clipCoef, 1 + s.clipCoef));
+    const policyLoss = mean(tf.maximum(pg1, pg2));
+    const unclipped = tf.square(tf.sub(x.newValues, x.returns));
+    let vTerm: tf.Tensor = unclipped;
+    if (s.clipValueLoss) {
+      const vClipped = tf.add(x.oldValues, tf.clipByValue(tf.sub(x.newValues, x.oldValues), -s.clipCoef, s.clipCoef));
+      vTerm = tf.maximum(unclipped, tf.square(tf.sub(vClipped, x.returns)));
+    }
+    const valueLoss = tf.mul(0.5, mean(vTerm)) as tf.Scalar;
+    const entropy = mean(x.entropy);
+    const loss = tf.add(tf.sub(policyLoss, tf.mul(s.entCoef, entropy)), tf.mul(s.vfCoef, valueLoss)) as tf.Scalar;
+    const approxKl = mean(tf.sub(tf.sub(ratio, 1), logRatio));
+    const clipFraction = mean(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), s.clipCoef), 'float32'));
+    return { loss, policyLoss, valueLoss, entropy, approxKl, clipFraction };
+  });
+}
+
+/** Metrics of one update (one rollout and its optimisation). */
+export interface UpdateMetrics {
+  update: number;
+  globalStep: number;
+  /** Episodes that finished during the rollout. */
+  episodes: number;
+  /** null when no episode finished in this rollout. */
+  returnMean: number | null;
+  returnMax: number | null;
+  lengthMean: number | null;
+  lengthMax: number | null;
+  learningRate: number;
+  policyLoss: number;
+  valueLoss: number;
+  entropy: number;
+  approxKl: number;
+  clipFraction: number;
+  explainedVariance: number;
+  gradNorm: number;
+  /** Env steps per second over rollout + update (wall clock; the only non-reproducible field). */
+  stepsPerSecond: number;
+}
+
+/** Everything needed to continue training exactly (weights are saved separately from the agent). */
+export interface TrainerSnapshot {
+  update: number;
+  globalStep: number;
+  rngState: object;
+  adam: AdamState;
+  /** The carried agent state, key → values and shape. */
+  agentState: Record<string, { shape: number[]; data: Float32Array }>;
+  episodeStart: number[];
+  pendingReset: number[];
+  episodeReturn: number[];
+  episodeLength: number[];
+  /** The seed of the vector env's (only) seeded reset. */
+  envSeed: number;
+  /** Every action row sent to the env since that reset, [steps × N × actionDim], to replay the env's state. */
+  actionLog: Float32Array;
+  /** Encoded current observations, to check the replay reproduced them. */
+  features: Float32Array;
+}
+
+const LOG_CHUNK = 4096;
+
+/** Runs rollouts on a vector env and PPO updates on an agent. */
+export class PpoTrainer<O = unknown, A = unknown> {
+  update = 0;
+  globalStep = 0;
+  private readonly adam: Adam;
+  private readonly maxNorm: tf.Scalar;
+  private rng: Rng;
+  private obs: O[] = [];
+  private state: State = {};
+  private episodes: EpisodeTracker;
+  private envSeed = 0;
+  private log: Float32Array[] = [];
+  private logSteps = 0;
+  private started = false;
+
+  constructor(
+    readonly agent: RecurrentAgent<O, A>,
+    readonly env: VectorEnv<O, A>,
+    readonly settings: PpoSettings,
+    seed: number | string,
+  ) {
+    if (env.autoresetMode !== 'next-step') {
+      throw new Error(`PPO needs a vector env in 'next-step' autoreset mode (Gymnasium's default); got '${env.autoresetMode}'.`);
+    }
+    if (env.numEnvs !== settings.numEnvs) {
+      throw new Error(`The vector env has ${env.numEnvs} envs but settings.numEnvs is ${settings.numEnvs}.`);
+    }
+    checkSequenceSettings(settings.numEnvs, settings.rollout, settings.seqLen, settings.minibatches);
+    this.rng = makeRng(`${seed}/ppo`);
+    this.adam = new Adam(agent.trainableVariables(), { learningRate: settings.lr, epsilon: settings.adamEps });
+    this.maxNorm = tf.keep(tf.scalar(settings.maxGradNorm));
+    this.episodes = new EpisodeTracker(settings.numEnvs);
+  }
+
+  /** Resets the envs with `envSeed` (env i gets envSeed + i) and zeroes the agent's state. */
+  async start(envSeed: number): Promise<void> {
+    const { obs } = await this.env.reset({ seed: envSeed });
+    this.obs = obs;
+    this.envSeed = envSeed;
+    disposeState(this.state);
+    this.state = this.agent.initialState(this.settings.numEnvs);
+    this.episodes = new EpisodeTracker(this.settings.numEnvs);
+    this.started = true;
+  }
+
+  /** Collects one rollout; returns the buffer (with GAE filled in), the boundary states and finished episodes. */
+  async collect(): Promise<{ buffer: RolloutBuffer; states: State; returns: number[]; lengths: number[] }> {
+    if (!this.started) throw new Error('PpoTrainer: call start(seed) or restore(snapshot) before training.');
+    const { numEnvs: N, rollout: T, seqLen: L } = this.settings;
+    const d = this.agent.distribution;
+    const buf = createBuffer(N, T, this.agent.encoder.dim, d.actionDim);
+    const boundary: State[] = [];
+    const returns: number[] = [];
+    const lengths: number[] = [];
+    const F = buf.featureDim;
+    const Ad = buf.actionDim;
+    for (let t = 0; t < T; t++) {
+      if (t % L === 0) boundary.push(cloneState(this.state));
+      const ep = this.episodes;
+      const res = await this.agent.act(this.obs, this.state, ep.episodeStart, { rng: this.rng });
+      this.logActions(res.actionData);
+      for (let n = 0; n < N; n++) {
+        const i = n * T + t;
+        buf.features.set(res.features.subarray(n * F, (n + 1) * F), i * F);
+        buf.actions.set(res.actionData.subarray(n * Ad, (n + 1) * Ad), i * Ad);
+        buf.logProbs[i] = res.logProbs[n];
+        buf.values[i] = res.values[n];
+        buf.episodeStart[i] = ep.episodeStart[n];
+        buf.valid[i] = ep.pendingReset[n] ? 0 : 1;
+      }
+      const step = await this.env.step(res.actions);
+      disposeState(this.state);
+      this.state = res.state;
+      for (let n = 0; n < N; n++) {
+        if (!buf.valid[n * T + t]) continue; // a reset step: reward 0, no episode end
+        const i = n * T + t;
+        buf.rewards[i] = step.rewards[n];
+        buf.terminated[i] = step.terminated[n] ? 1 : 0;
+        buf.truncated[i] = step.truncated[n] ? 1 : 0;
+      }
+      for (const e of this.episodes.observe(step.rewards, step.terminated, step.truncated)) {
+        returns.push(e.return);
+        lengths.push(e.length);
+      }
+      this.obs = step.obs;
+      this.globalStep += N;
+    }
+    buf.lastValues.set(await this.agent.value(this.obs, this.state, this.episodes.episodeStart));
+    const gae = computeGae(buf, this.settings.gamma, this.settings.gaeLambda);
+    buf.advantages.set(gae.advantages);
+    buf.returns.set(gae.returns);
+    return { buffer: buf, states: joinBoundaryStates(boundary), returns, lengths };
+  }
+
+  /** K epochs of PPO over shuffled minibatches of sequences; disposes `states`. Returns mean loss statistics. */
+  async learn(buf: RolloutBuffer, states: State): Promise<Omit<UpdateMetrics, 'update' | 'globalStep' | 'episodes' | 'returnMean' | 'returnMax' | 'lengthMean' | 'lengthMax' | 'learningRate' | 'explainedVariance' | 'stepsPerSecond'>> {
+    const s = this.settings;
+    const vars = this.agent.trainableVariables();
+    let sums: tf.Tensor | undefined;
+    let count = 0;
+    for (let epoch = 0; epoch < s.epochs; epoch++) {
+      for (const ids of sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng)) {
+        const mb = gatherMinibatch(buf, s.seqLen, ids, states, s.normAdvantages);
+        let stats: tf.Tensor | undefined;
+        const { value: lossValue, grads } = tf.variableGrads(() => {
+          const ev = this.agent.evaluate(mb, mb.state);
+          const t1 = (a: Float32Array) => tf.tensor1d(a);
+          const out = ppoLoss(
+            {
+              newLogProbs: ev.logProbs,
+              entropy: ev.entropy,
+              newValues: ev.values,
+              oldLogProbs: t1(mb.oldLogProbs),
+              oldValues: t1(mb.oldValues),
+              advantages: t1(mb.advantages),
+              returns: t1(mb.returns),
+              valid: t1(mb.valid),
+            },
+            s,
+          );
+          stats = tf.keep(tf.stack([out.policyLoss, out.valueLoss, out.entropy, out.approxKl, out.clipFraction]));
+          return out.loss;
+        }, vars);
+        disposeState(mb.state);
+        const ordered = vars.map((v) => grads[v.name]);
+        const clipped = clipByGlobalNorm(ordered, this.maxNorm);
+        this.adam.applyGradients(clipped.grads);
+        const next = tf.tidy(() => {
+          const row = tf.concat([stats!, tf.reshape(clipped.norm, [1])]);
+          return sums ? tf.add(sums, row) : row;
+        });
+        tf.dispose([lossValue, sums, stats, clipped.norm, ...clipped.grads, ...ordered]);
+        sums = next;
+        count++;
+      }
+    }
+    disposeState(states);
+    const v = (await sums!.data()) as Float32Array;
+    sums!.dispose();
+    const [policyLoss, valueLoss, entropy, approxKl, clipFraction, gradNorm] = Array.from(v, (x) => x / count);
+    return { policyLoss, valueLoss, entropy, approxKl, clipFraction, gradNorm };
+  }
+
+  /** One update: anneal the learning rate, collect a rollout, learn from it; returns its metrics. */
+  async iterate(): Promise<UpdateMetrics> {
+    const s = this.settings;
+    const t0 = performance.now();
+    this.update += 1;
+    const frac = s.annealLr ? Math.max(0, 1 - (this.update - 1) / s.totalUpdates) : 1;
+    const learningRate = s.lr * frac;
+    this.adam.setLearningRate(learningRate);
+    const { buffer, states, returns, lengths } = await this.collect();
+    const losses = await this.learn(buffer, states);
+    const seconds = (performance.now() - t0) / 1000;
+    const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : null);
+    const max = (a: number[]) => (a.length ? Math.max(...a) : null);
+    return {
+      update: this.update,
+      globalStep: this.globalStep,
+      episodes: returns.length,
+      returnMean: mean(returns),
+      returnMax: max(returns),
+      lengthMean: mean(lengths),
+      lengthMax: max(lengths),
+      learningRate,
+      ...losses,
+      explainedVariance: explainedVariance(buffer.values, buffer.returns, buffer.valid),
+      stepsPerSecond: (s.numEnvs * s.rollout) / seconds,
+    };
+  }
+
+  private logActions(rows: Float32Array): void {
+    const width = rows.length;
+    const last = this.log[this.log.length - 1];
+    const used = this.logSteps % LOG_CHUNK;
+    if (!last || used === 0) this.log.push(new Float32Array(LOG_CHUNK * width));
+    this.log[this.log.length - 1].set(rows, used * width);
+    this.logSteps++;
+  }
+
+  /** The trainer's state at an update boundary, for a checkpoint. */
+  async snapshot(): Promise<TrainerSnapshot> {
+    const width = this.settings.numEnvs * this.agent.distribution.actionDim;
+    const actionLog = new Float32Array(this.logSteps * width);
+    this.log.forEach((chunk, k) => {
+      const steps = Math.min(LOG_CHUNK, this.logSteps - k * LOG_CHUNK);
+      actionLog.set(chunk.subarray(0, steps * width), k * LOG_CHUNK * width);
+    });
+    const agentState: TrainerSnapshot['agentState'] = {};
+    for (const [key, t] of Object.entries(this.state)) {
+      agentState[key] = { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) };
+    }
+    return {
+      update: this.update,
+      globalStep: this.globalStep,
+      rngState: this.rng.state(),
+      adam: await this.adam.getState(),
+      agentState,
+      episodeStart: Array.from(this.episodes.episodeStart),
+      pendingReset: Array.from(this.episodes.pendingReset),
+      episodeReturn: Array.from(this.episodes.episodeReturn),
+      episodeLength: Array.from(this.episodes.episodeLength),
+      envSeed: this.envSeed,
+      actionLog,
+      features: this.agent.encoder.encode(this.obs),
+    };
+  }
+
+  /**
+   * Restores a snapshot: re-seeds the envs and replays the logged actions (envs are deterministic given their
+   * seed, as Gymnasium's), then checks the replay ended on the saved observations.
+   */
+  async restore(snap: TrainerSnapshot): Promise<void> {
+    const N = this.settings.numEnvs;
+    const d = this.agent.distribution;
+    const width = N * d.actionDim;
+    if (snap.actionLog.length % width !== 0) {
+      throw new Error(`The checkpoint's action log has ${snap.actionLog.length} values, not a multiple of ${width}.`);
+    }
+    await this.start(snap.envSeed);
+    const steps = snap.actionLog.length / width;
+    this.log = [];
+    this.logSteps = 0;
+    for (let k = 0; k < steps; k++) {
+      const rows = snap.actionLog.subarray(k * width, (k + 1) * width);
+      const actions = Array.from({ length: N }, (_, n) => d.toEnv(rows.subarray(n * d.actionDim, (n + 1) * d.actionDim)) as A);
+      this.obs = (await this.env.step(actions)).obs;
+      this.logActions(rows);
+    }
+    const features = this.agent.encoder.encode(this.obs);
+    if (features.length !== snap.features.length || features.some((x, i) => x !== snap.features[i])) {
+      throw new Error(
+        'Replaying the logged actions did not reproduce the checkpointed observations: the env is not deterministic ' +
+          'given its seed, or the checkpoint belongs to a different env.',
+      );
+    }
+    disposeState(this.state);
+    this.state = {};
+    for (const [key, { shape, data }] of Object.entries(snap.agentState)) this.state[key] = tf.tensor(data, shape);
+    this.update = snap.update;
+    this.globalStep = snap.globalStep;
+    this.rng = makeRng('restored', snap.rngState);
+    this.adam.setState(snap.adam);
+    this.episodes.episodeStart = Float32Array.from(snap.episodeStart);
+    this.episodes.pendingReset = Uint8Array.from(snap.pendingReset);
+    this.episodes.episodeReturn = Float64Array.from(snap.episodeReturn);
+    this.episodes.episodeLength = Float64Array.from(snap.episodeLength);
+  }
+
+  /** Frees the optimizer and carried state (not the agent or env, which the caller owns). */
+  dispose(): void {
+    disposeState(this.state);
+    this.state = {};
+    this.adam.dispose();
+    this.maxNorm.dispose();
+  }
+}
+
+/** 1 − Var[returns − values] / Var[returns] over valid steps (NaN when the returns have no variance). */
+export function explainedVariance(values: Float32Array, returns: Float32Array, valid: Float32Array): number {
+  let n = 0;
+  let sy = 0;
+  let sd = 0;
+  for (let i = 0; i < values.length; i++) if (valid[i]) (n++, (sy += returns[i]), (sd += returns[i] - values[i]));
+  if (n === 0) return NaN;
+  let vy = 0;
+  let vd = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (!valid[i]) continue;
+    vy += (returns[i] - sy / n) ** 2;
+    vd += (returns[i] - values[i] - sd / n) ** 2;
+  }
+  return vy === 0 ? NaN : 1 - vd / vy;
+}

@@ -1,0 +1,71 @@
+/**
+ * Results tables: one table written as Markdown (for reading and READMEs) and CSV (for tools), used by the
+ * supervised benchmarks and reusable by any suite command.
+ */
+import { join } from 'node:path';
+import { writeFileAtomic } from './files.js';
+
+/** A table cell: numbers are formatted with the table's `digits`; null prints as an empty cell. */
+export type Cell = string | number | null;
+
+export interface ResultsTable {
+  title: string;
+  /** Printed under the table in Markdown (sizes, what was scaled down, how numbers were computed). */
+  caption?: string;
+  columns: string[];
+  rows: Cell[][];
+  /** Decimal places for numbers in Markdown (CSV keeps full precision). Default 1. */
+  digits?: number;
+}
+
+function checkShape(table: ResultsTable): void {
+  table.rows.forEach((row, i) => {
+    if (row.length !== table.columns.length) {
+      throw new Error(`Results table '${table.title}': row ${i} has ${row.length} cells, expected ${table.columns.length}.`);
+    }
+  });
+}
+
+function mdCell(cell: Cell, digits: number): string {
+  if (cell === null) return '';
+  if (typeof cell === 'number') return Number.isFinite(cell) ? cell.toFixed(digits) : String(cell);
+  return cell.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+/** The table as GitHub-flavoured Markdown: a heading, the table, then the caption. */
+export function toMarkdown(table: ResultsTable): string {
+  checkShape(table);
+  const digits = table.digits ?? 1;
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const numeric = table.columns.map((_, j) => table.rows.length > 0 && table.rows.every((r) => typeof r[j] !== 'string'));
+  const out = [
+    `### ${table.title}`,
+    '',
+    line(table.columns.map((c) => mdCell(c, digits))),
+    line(numeric.map((n) => (n ? '---:' : '---'))),
+    ...table.rows.map((r) => line(r.map((c) => mdCell(c, digits)))),
+  ];
+  if (table.caption) out.push('', table.caption);
+  return `${out.join('\n')}\n`;
+}
+
+function csvCell(cell: Cell): string {
+  if (cell === null) return '';
+  const s = String(cell);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** The table as RFC 4180 CSV (header row, then rows; numbers at full precision). */
+export function toCsv(table: ResultsTable): string {
+  checkShape(table);
+  return `${[table.columns, ...table.rows].map((r) => r.map(csvCell).join(',')).join('\n')}\n`;
+}
+
+/** Writes `<dir>/<basename>.md` and `<dir>/<basename>.csv` atomically; returns both paths. */
+export async function writeResultsTable(dir: string, basename: string, table: ResultsTable): Promise<{ md: string; csv: string }> {
+  const md = join(dir, `${basename}.md`);
+  const csv = join(dir, `${basename}.csv`);
+  await writeFileAtomic(md, toMarkdown(table));
+  await writeFileAtomic(csv, toCsv(table));
+  return { md, csv };
+}

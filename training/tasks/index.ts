@@ -1,0 +1,111 @@
+/**
+ * Supervised sequence tasks for benchmarking memory cores as plain sequence models (the secondary benchmarks of
+ * the seed paper): formal-language tasks, associative recall and character-level language modelling.
+ *
+ * A task produces token sequences with a class label (or none) per position; the trainer in
+ * `training/supervised.ts` embeds the tokens, runs a core and scores the labelled positions.
+ */
+import type { Rng } from '../../memory/random.js';
+
+/** Marks a position that carries no label (no loss, not scored). */
+export const NO_LABEL = -1;
+
+/** One sequence: input token ids and, per position, a class id or `NO_LABEL`. */
+export interface Sample {
+  tokens: number[];
+  labels: number[];
+}
+
+/** How a task is scored: classification accuracy (normalised so chance is 0) or bits per character. */
+export type TaskMetric = 'accuracy' | 'bpc';
+
+/** A supervised sequence task. */
+export interface SequenceTask {
+  readonly name: string;
+  /** Input token ids are in [0, vocabSize). */
+  readonly vocabSize: number;
+  /** Labels are in [0, numClasses). */
+  readonly numClasses: number;
+  readonly metric: TaskMetric;
+  /** A fresh training batch (never overlapping the evaluation sets). */
+  trainBatch(rng: Rng, batchSize: number): Sample[];
+  /** Fixed evaluation groups, by name (e.g. `test`, `pairs=16`); deterministic for the task's seed. */
+  evalSets(): Record<string, Sample[]>;
+}
+
+/** An integer uniform in [lo, hi] (inclusive). */
+export function randInt(rng: () => number, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}
+
+/** Checks an inclusive integer range and says how to fix it. */
+export function checkRange(what: string, lo: number, hi: number, min = 1): void {
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < min || hi < lo) {
+    throw new Error(`${what}: invalid range ${lo}..${hi} (need integers with ${min} <= min <= max).`);
+  }
+}
+
+/** A labelled classification sample: the tokens, an end token, and the label at the end token only. */
+export function classificationSample(tokens: number[], endToken: number, label: number): Sample {
+  const labels = new Array<number>(tokens.length + 1).fill(NO_LABEL);
+  labels[tokens.length] = label;
+  return { tokens: [...tokens, endToken], labels };
+}
+
+/**
+ * Length-generalisation splits of the formal-language tasks: train on lengths 3–39, test on 40–256 (the seed
+ * paper's "train 3–40, test 40–256" with the shared length 40 assigned to test only, so no length — hence no
+ * sequence — is in both).
+ */
+export interface LengthSplit {
+  trainMin: number;
+  trainMax: number;
+  testMin: number;
+  testMax: number;
+  /** Number of test sequences (lengths uniform over the test range); as many validation sequences are drawn
+   * from the train range (in-distribution fit, which may repeat short training strings). */
+  testSize: number;
+}
+
+export const DEFAULT_LENGTH_SPLIT: LengthSplit = { trainMin: 3, trainMax: 39, testMin: 40, testMax: 256, testSize: 512 };
+
+export function checkLengthSplit(split: LengthSplit): void {
+  checkRange('train lengths', split.trainMin, split.trainMax);
+  checkRange('test lengths', split.testMin, split.testMax);
+  if (split.testMin <= split.trainMax) {
+    throw new Error(
+      `Test lengths (${split.testMin}..${split.testMax}) overlap train lengths (${split.trainMin}..${split.trainMax}): ` +
+        'make the test minimum larger than the train maximum.',
+    );
+  }
+  if (!Number.isInteger(split.testSize) || split.testSize < 1) throw new Error('testSize must be a positive integer.');
+}
+
+export { makeParityTask, parityLabel } from './parity.js';
+export { makeModularArithmeticTask, evaluateModular } from './modular-arithmetic.js';
+export { makeRecallTask } from './associative-recall.js';
+export { makeCharLmTask } from './char-lm.js';
+
+import { makeParityTask as parity } from './parity.js';
+import { makeModularArithmeticTask as modular } from './modular-arithmetic.js';
+import { makeRecallTask as recall, type RecallOptions } from './associative-recall.js';
+import { makeCharLmTask as charLm, type CharLmOptions } from './char-lm.js';
+
+export const TASK_NAMES = ['parity', 'modular-arithmetic', 'associative-recall', 'char-lm'] as const;
+export type TaskName = (typeof TASK_NAMES)[number];
+
+/** Builds a task by name; `options` are the task's own (length split, recall sizes, LM context). */
+export function makeTask(name: string, seed: number | string, options: Record<string, unknown> = {}): SequenceTask {
+  switch (name) {
+    case 'parity':
+      return parity(seed, { ...DEFAULT_LENGTH_SPLIT, ...(options as Partial<LengthSplit>) });
+    case 'modular-arithmetic':
+      return modular(seed, { ...DEFAULT_LENGTH_SPLIT, ...(options as Partial<LengthSplit>) });
+    case 'associative-recall':
+      return recall(seed, options as Partial<RecallOptions>);
+    case 'char-lm':
+      return charLm(options as Partial<CharLmOptions>);
+    default:
+      throw new Error(`Unknown task '${name}'. Choose one of: ${TASK_NAMES.join(', ')}.`);
+  }
+}
