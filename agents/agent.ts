@@ -90,11 +90,13 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     const dim = core.dim;
     const inDim = this.inputDim;
     const pDim = this.distribution.paramDim;
+    // A scope frees the initial-value tensors that tf.variable leaves beside each variable (variables survive it).
+    tf.engine().startScope();
     const enc = linearWeight('encoder.weight', inDim, dim, rng);
     // Small actor weights start the policy near uniform (as CleanRL's orthogonal init with gain 0.01).
     const actorW = uniformVariable([dim, pDim], 0.01 / Math.sqrt(dim), rng);
     const critic = linearWeight('critic.weight', dim, 1, rng);
-    this.w = {
+    const w = {
       inW: enc.variable,
       inB: constantVariable([dim], 0),
       actorW,
@@ -102,6 +104,8 @@ export class RecurrentAgent<O = unknown, A = unknown> {
       criticW: critic.variable,
       criticB: constantVariable([1], 0),
     };
+    tf.engine().endScope();
+    this.w = w;
     this.weights = [
       enc,
       { name: 'encoder.bias', variable: this.w.inB, transposed: false },

@@ -145,7 +145,7 @@ class DiagGaussian implements ActionDistribution {
 
   constructor(private readonly box: Box) {
     this.paramDim = this.actionDim = this.featureDim = box.size;
-    this.logStd = tf.variable(tf.zeros([box.size]), true);
+    this.logStd = tf.tidy(() => tf.variable(tf.zeros([box.size]), true));
     this.variables = [{ name: 'actor.log_std', variable: this.logStd }];
     // Infinite bounds would give inf features; clip features to a generous finite range instead.
     const finite = (v: Float32Array, fallback: number) => v.map((x) => (Number.isFinite(x) ? x : fallback));

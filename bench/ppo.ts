@@ -4,11 +4,12 @@
  *
  *   node dist/bench/ppo.js [--steps 400000] [--cores gru,hqlt] [--backend wasm] [--seed 1]
  *
- * Writes bench/results/ppo.json. The peer: a CleanRL-style PyTorch PPO-GRU (16 envs × 128 steps, hidden 128,
+ * Writes bench/results/ppo.json (results of cores not run this time are kept from an earlier run, so cores can be
+ * benchmarked with different budgets: `--cores gru --steps 400000`, then `--cores hqlt --steps 60000`). The peer: a CleanRL-style PyTorch PPO-GRU (16 envs × 128 steps, hidden 128,
  * previous action in the input) runs ~2,300 env-steps/s on a 2-core machine and first reaches 0.95 after ~350k
  * env steps.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,7 +35,7 @@ const steps = Number(values.steps);
 const target = Number(values.target);
 const out = join('bench', 'results');
 mkdirSync(out, { recursive: true });
-const results = [];
+const results: { core: string; [key: string]: unknown }[] = [];
 for (const name of values.cores!.split(',')) {
   const core = CORES[name];
   if (!core) throw new Error(`Unknown core '${name}' (benchmarked: ${Object.keys(CORES).join(', ')}).`);
@@ -66,6 +67,7 @@ for (const name of values.cores!.split(',')) {
   const r = {
     core: name,
     config: config.core,
+    budget: steps,
     envSteps,
     seconds,
     envStepsPerSecond: envSteps / seconds,
@@ -75,14 +77,17 @@ for (const name of values.cores!.split(',')) {
   console.log(JSON.stringify(r));
   results.push(r);
 }
+const path = join(out, 'ppo.json');
+const previous = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { results?: { core: string }[] }).results ?? [] : [];
+const kept = previous.filter((p) => !results.some((r) => r.core === p.core));
 const report = {
   date: new Date().toISOString(),
   cpus: `${cpus().length} × ${cpus()[0]?.model}`,
   backend: values.backend,
   env: 'popgym-RepeatPreviousEasy-v0',
-  settings: { numEnvs: 16, rollout: 128, seqLen: 32, epochs: 4, minibatches: 4, steps, target },
-  results,
+  settings: { numEnvs: 16, rollout: 128, seqLen: 32, epochs: 4, minibatches: 4, target },
+  results: [...kept, ...results],
   peer: { name: 'CleanRL-style PyTorch PPO-GRU, hidden 128, 2 cores', envStepsPerSecond: 2300, stepsToReturn095: 350_000 },
 };
-writeFileSync(join(out, 'ppo.json'), JSON.stringify(report, null, 2) + '\n');
-console.log(`wrote ${join(out, 'ppo.json')}`);
+writeFileSync(path, JSON.stringify(report, null, 2) + '\n');
+console.log(`wrote ${path}`);

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardResult, MixerLayer, NamedWeight, State, StepResult } from './core.js';
-import { linear, matMul2d, rmsNorm } from './ops.js';
+import { bmm, linear, matMul2d, rmsNorm } from './ops.js';
 import { randn } from './random.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
@@ -186,7 +186,8 @@ export class HqltLayer implements MixerLayer {
   private split(qkv: tf.Tensor, extra: tf.Tensor | null): Projected {
     const o = this.options;
     const lead = qkv.shape.slice(0, -1);
-    const [q, k, v] = tf.split(qkv, [o.keyDim, o.keyDim, o.valueDim], -1);
+    // Split a 2-D view: the wasm backend splits rank-3 tensors slowly.
+    const [q, k, v] = tf.split(tf.reshape(qkv, [-1, qkv.shape[qkv.rank - 1]!]), [o.keyDim, o.keyDim, o.valueDim], 1);
     let beta: tf.Tensor | null = null;
     let mix: tf.Tensor | null = null;
     if (extra) {
@@ -415,15 +416,16 @@ export class HqltLayer implements MixerLayer {
     const kT = tf.reshape(tf.transpose(kWin, [0, 3, 1, 4, 2]), [B * H * nb, K, Wn]);
     const vB = tf.reshape(tf.transpose(vWin, [0, 3, 1, 2, 4]), [B * H * nb, Wn, V]);
     const qB = tf.reshape(tf.transpose(tf.reshape(qp, [B, nb, Q, H, K]), [0, 3, 1, 2, 4]), [B * H * nb, Q, K]);
-    const scores = tf.reshape(tf.mul(tf.matMul(qB, kT), 1 / Math.sqrt(K)), [B, H, nb, Q, Wn]);
+    const scores = tf.reshape(tf.mul(bmm(qB, kT), 1 / Math.sqrt(K)), [B, H, nb, Q, Wn]);
 
     // Key w of block b is at distance m Q + i - w from query i.
     const dist = tf.sub(tf.add(tf.expandDims(tf.range(0, Q), 1), m * Q), tf.expandDims(tf.range(0, Wn), 0));
-    const limit = tf.reshape(tf.pad(this.kvLimit(time.pos), [[0, 0], [0, back]]), [B, 1, nb, Q, 1]);
-    const visible = tf.logicalAnd(tf.greaterEqual(dist, 0), tf.lessEqual(dist, limit));
-    const masked = tf.add(scores, tf.mul(tf.sub(1, tf.cast(visible, 'float32')), NEG_INF));
+    const limit = tf.reshape(tf.pad(this.kvLimit(time.pos), [[0, 0], [0, back]]), [B * nb, Q, 1]);
+    const visible = tf.logicalAnd(tf.greaterEqual(dist, 0), tf.lessEqual(tf.expandDims(dist, 0), limit));
+    const penalty = tf.reshape(tf.mul(tf.sub(1, tf.cast(visible, 'float32')), NEG_INF), [B, 1, nb, Q, Wn]);
+    const masked = tf.add(scores, penalty);
     const probs = tf.reshape(tf.softmax(masked), [B * H * nb, Q, Wn]);
-    const out = tf.reshape(tf.matMul(probs, vB), [B, H, nb * Q, V]);
+    const out = tf.reshape(bmm(probs, vB), [B, H, nb * Q, V]);
     return tf.slice(tf.transpose(out, [0, 2, 1, 3]), [0, 0, 0, 0], [B, T, H, V]);
   }
 
@@ -494,12 +496,12 @@ export class HqltLayer implements MixerLayer {
       const same = headed(f32(tf.equal(tf.expandDims(segC, 4), tf.expandDims(segC, 3))), [nE, C, C]);
       const g = headed(f32(tf.equal(segC, segBefore)), [nE, C, 1]);
       const kFlat = tf.reshape(kC, [BH * nE, C, K]);
-      const kk = tf.reshape(tf.matMul(kFlat, tf.transpose(kFlat, [0, 2, 1])), [BH, nE, C, C]);
+      const kk = tf.reshape(bmm(kFlat, tf.transpose(kFlat, [0, 2, 1])), [BH, nE, C, C]);
       const strictLower = tf.linalg.bandPart(tf.ones([C, C]), -1, 0).sub(tf.eye(C));
       const A = tf.mul(tf.mul(tf.mul(kk, bCol), same), strictLower);
       const Tm = unitLowerInverse(tf.reshape(A, [BH * nE, C, C]));
       const rhs = tf.concat([tf.mul(bCol, vC), tf.mul(tf.mul(bCol, g), kC)], 3);
-      const xy = tf.reshape(tf.matMul(Tm, tf.reshape(rhs, [BH * nE, C, Vw + K])), [BH, nE, C, Vw + K]);
+      const xy = tf.reshape(bmm(Tm, tf.reshape(rhs, [BH * nE, C, Vw + K])), [BH, nE, C, Vw + K]);
       U = tf.slice(xy, [0, 0, 0, 0], [BH, nE, C, Vw]);
       Y = tf.slice(xy, [0, 0, 0, Vw], [BH, nE, C, K]);
     }
@@ -520,9 +522,9 @@ export class HqltLayer implements MixerLayer {
     for (let i = 0; i < nE; i++) {
       before.push(wt);
       let u = pick(U, i);
-      if (Y) u = tf.sub(u, tf.matMul(pick(Y, i), wt));
+      if (Y) u = tf.sub(u, bmm(pick(Y, i), wt));
       uChunks.push(u);
-      wt = tf.add(tf.mul(wt, pick(carry, i)), tf.matMul(pick(kmT, i), u));
+      wt = tf.add(tf.mul(wt, pick(carry, i)), bmm(pick(kmT, i), u));
     }
     const finalWt = wt;
     const Uall = tf.stack(uChunks, 1); // [BH, nE, C, Vw]
@@ -540,8 +542,8 @@ export class HqltLayer implements MixerLayer {
     const minDist = chunked ? tf.add(tf.mod(posQ, S), 1) : tf.scalar(0);
     const visible = f32(tf.logicalAnd(tf.equal(segQ, segWin), tf.greaterEqual(dist, minDist))); // [B,1,nb,C,W]
     const vis = headed(visible, [nb, C, (m + 1) * C]);
-    const scores = tf.mul(tf.reshape(tf.matMul(qC, tf.transpose(kWin, [0, 2, 1])), [BH, nb, C, (m + 1) * C]), vis);
-    const intra = tf.matMul(tf.reshape(scores, [BH * nb, C, (m + 1) * C]), uWin);
+    const scores = tf.mul(tf.reshape(bmm(qC, tf.transpose(kWin, [0, 2, 1])), [BH, nb, C, (m + 1) * C]), vis);
+    const intra = bmm(tf.reshape(scores, [BH * nb, C, (m + 1) * C]), uWin);
     const windowStart = tf.reshape(tf.stack(before.slice(0, nb), 1), [BH * nb, K, Vw]);
     let useState = f32(tf.equal(segQ, tf.reshape(tf.slice(segBefore, [0, 0, 0, 0], [B, 1, nb, 1]), [B, 1, nb, 1, 1])));
     let readState: tf.Tensor | null = null; // delayed-chunk: reads in a chunk begun before this call
@@ -550,10 +552,10 @@ export class HqltLayer implements MixerLayer {
       useState = tf.mul(useState, tf.sub(1, startsBefore));
       readState = headed(startsBefore, [nb, C, 1]);
     }
-    let out = tf.add(intra, tf.mul(tf.matMul(qC, windowStart), tf.reshape(headed(useState, [nb, C, 1]), [BH * nb, C, 1])));
+    let out = tf.add(intra, tf.mul(bmm(qC, windowStart), tf.reshape(headed(useState, [nb, C, 1]), [BH * nb, C, 1])));
     const wRead0 = chunked ? stateW(state.fw!) : null;
     if (readState) {
-      const old = tf.matMul(tf.reshape(qC, [BH, nb * C, K]), wRead0!);
+      const old = bmm(tf.reshape(qC, [BH, nb * C, K]), wRead0!);
       out = tf.add(out, tf.mul(tf.reshape(old, [BH * nb, C, Vw]), tf.reshape(readState, [BH * nb, C, 1])));
     }
     let read = tf.reshape(out, [B, H, nb * C, Vw]);
@@ -580,7 +582,7 @@ export class HqltLayer implements MixerLayer {
       const uLast = pick(tf.reshape(uWin, [BH, nb, (m + 1) * C, Vw]), lastChunk);
       const gate = (t: tf.Tensor) => tf.reshape(rowOf(t, 1), [BH, 1, 1]);
       const wRead = tf.add(
-        tf.add(tf.matMul(kLast, uLast), tf.mul(before[lastChunk]!, gate(headed(useState, [nb, C, 1])))),
+        tf.add(bmm(kLast, uLast), tf.mul(before[lastChunk]!, gate(headed(useState, [nb, C, 1])))),
         tf.mul(wRead0!, gate(readState!)),
       );
       next.fw = toState(wRead, this.V);
@@ -648,15 +650,17 @@ function applyRope(x: tf.Tensor, cos: tf.Tensor, signedSin: tf.Tensor): tf.Tenso
   return tf.add(tf.mul(x, cos), tf.mul(tf.concat([b!, a!], -1), signedSin));
 }
 
-/** x [N, nb + m, Q, ...] → [N, nb, (m + 1) Q, ...]: block b followed by the m blocks after it. */
+/**
+ * x [N, nb + m, Q, ...] → [N, nb, (m + 1) Q, ...]: block b followed by the m blocks after it. Slices a rank-3 view
+ * (the wasm backend's Slice is very slow above rank 4).
+ */
 function blockWindows(x: tf.Tensor, nb: number, m: number): tf.Tensor {
-  const begin = x.shape.map(() => 0);
-  const size = x.shape.map(() => -1);
-  size[1] = nb;
-  if (m === 0) return tf.slice(x, begin, size);
+  const [N, , Q, ...rest] = x.shape as number[];
+  const inner = Q! * rest.reduce((a, b) => a * b, 1);
+  const flat = tf.reshape(x, [N!, -1, inner]);
   const parts: tf.Tensor[] = [];
-  for (let i = 0; i <= m; i++) parts.push(tf.slice(x, begin.map((v, a) => (a === 1 ? i : v)), size));
-  return tf.concat(parts, 2);
+  for (let i = 0; i <= m; i++) parts.push(tf.slice(flat, [0, i, 0], [N!, nb, inner]));
+  return tf.reshape(parts.length === 1 ? parts[0]! : tf.concat(parts, 2), [N!, nb, (m + 1) * Q!, ...rest]);
 }
 
 /** (I + A)⁻¹ for strictly lower triangular A [N, C, C] (C a power of two): Π_j (I + (−A)^(2^j)), no solve. */
@@ -666,8 +670,8 @@ function unitLowerInverse(A: tf.Tensor3D): tf.Tensor3D {
   let power: tf.Tensor3D = tf.neg(A);
   let result: tf.Tensor3D = tf.add(eye, power);
   for (let span = 2; span < C; span *= 2) {
-    power = tf.matMul(power, power);
-    result = tf.matMul(result, tf.add(eye, power));
+    power = bmm(power, power);
+    result = bmm(result, tf.add(eye, power));
   }
   return result;
 }

@@ -36,3 +36,40 @@ export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D,
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as tf.Tensor<R>;
   });
 }
+
+/**
+ * Batched matMul a [N, M, K] @ b [N, K, P] → [N, M, P]. On wasm, BatchMatMul is a naive loop (~2 GFLOP/s); a
+ * depthwise convolution with one channel per batch entry, the filter spanning K and stride K, computes the same
+ * products 2-4x faster. Its gradient uses the same trick (wasm has no depthwise-conv gradient kernels).
+ */
+export function bmm(a: tf.Tensor, b: tf.Tensor): tf.Tensor3D {
+  if (a.rank !== 3 || b.rank !== 3) throw new Error(`bmm needs rank-3 operands, got [${a.shape}] and [${b.shape}]`);
+  if (tf.getBackend() !== 'wasm') return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D);
+  return bmmWasm(a as tf.Tensor3D, b as tf.Tensor3D);
+}
+
+/** x [M, K, N] (batch last), f [K, N, P] → [N, M, P]: Σ_k x[m, k, n] f[k, n, p]. */
+function depthwiseProduct(x: tf.Tensor3D, f: tf.Tensor3D): tf.Tensor3D {
+  const [M, K, N] = x.shape;
+  const P = f.shape[2];
+  const input = tf.reshape(x, [1, 1, M * K, N]) as tf.Tensor4D;
+  const y = tf.depthwiseConv2d(input, tf.reshape(f, [1, K, N, P]) as tf.Tensor4D, [1, K], 'valid');
+  return tf.transpose(tf.reshape(y, [M, N, P]), [1, 0, 2]);
+}
+
+const bmmWasm = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [a, b, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: depthwiseProduct(tf.transpose(a, [1, 2, 0]), tf.transpose(b, [1, 0, 2])),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [as, bs] = saved as tf.Tensor3D[];
+      const d = dy as tf.Tensor3D;
+      // da = dy bᵀ, db = aᵀ dy, with the operands laid out directly for depthwiseProduct.
+      return [
+        depthwiseProduct(tf.transpose(d, [1, 2, 0]), tf.transpose(bs!, [2, 0, 1])),
+        depthwiseProduct(tf.transpose(as!, [2, 1, 0]), tf.transpose(d, [1, 0, 2])),
+      ];
+    },
+  };
+}) as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;

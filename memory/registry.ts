@@ -144,6 +144,7 @@ export function resolveCoreConfig(config: unknown): ResolvedCoreConfig {
   const parsed = result.data as Parsed;
   const problems: string[] = [];
   if (parsed.type === 'mlp' && !parsed.mlp) problems.push("mlp: type 'mlp' is made of MLP blocks only, so mlp must be true");
+  if (!parsed.mlp && parsed.mlpHidden !== undefined) problems.push('mlpHidden: set, but mlp is false (drop one of them)');
   if ('heads' in parsed) {
     for (const key of ['dim', 'keyDim', 'valueDim'] as const) {
       const width = key === 'dim' ? parsed.dim : parsed[key];

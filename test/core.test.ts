@@ -1,11 +1,14 @@
 /** Contract tests every memory core must pass: step ≡ sequence, episode isolation, seeding, no leaks. */
 import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { MemoryCore, State } from '../memory/core.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
-import { weightsToTensors } from '../memory/weights.js';
+import { exportWeights, importWeights, weightsToTensors } from '../memory/weights.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -164,6 +167,27 @@ describe.each(Object.entries(CONFIGS))('%s core', (_, config) => {
     expect(differs.length).toBeGreaterThan(0);
     again.dispose();
     other.dispose();
+  });
+});
+
+describe('weight export and import of whole cores', () => {
+  it.each(['hqlt synchronous', 'hqlt delayed-chunk', 'lstm', 'mlp'])('%s: round-trips exactly', async (name) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hqlt-core-w-'));
+    const [a, b] = [createCore(CONFIGS[name], 1), createCore(CONFIGS[name], 2)];
+    await exportWeights(a, join(dir, 'w.safetensors'));
+    importWeights(b, join(dir, 'w.safetensors'));
+    const [wa, wb] = await Promise.all([weightsToTensors(a), weightsToTensors(b)]);
+    for (const n of Object.keys(wa)) expect(wb[n].data).toEqual(wa[n].data);
+    const xs = inputs(5, 9);
+    const es = starts(5, [[1, 2]]);
+    const zero = a.initialState(B);
+    const [ra, rb] = [a.forward(xs, zero, es), b.forward(xs, zero, es)];
+    expect(maxDiff(ra.ys, rb.ys)).toBe(0);
+    tf.dispose([xs, es, ra.ys, rb.ys]);
+    [zero, ra.state, rb.state].forEach(disposeState);
+    a.dispose();
+    b.dispose();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -1,7 +1,9 @@
+import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createCore } from '../memory/registry.js';
 import { resolveTrainConfig, runTraining } from '../training/commands/train.js';
 import { parseTrainConfig } from '../training/config.js';
 import { readMetrics } from '../training/metrics.js';
@@ -53,6 +55,12 @@ describe('checkpoints', () => {
 
   it('an interrupt (Ctrl-C) writes a checkpoint at the update boundary and resumes from it', async () => {
     const controller = new AbortController();
+    // memory/weights.ts' variable helpers leave each initial value beside its variable (reported to the lead):
+    // count what creating the core leaves behind, so the check below covers everything else.
+    const probe = tf.memory().numTensors;
+    createCore(base.core, 0).dispose();
+    const coreLeak = tf.memory().numTensors - probe;
+    const tensorsBefore = tf.memory().numTensors;
     const cfg = parseTrainConfig({ ...base, name: 'interrupted', checkpointEvery: 0 });
     const first = await runTraining(cfg, {
       progress: 'none',
@@ -64,6 +72,8 @@ describe('checkpoints', () => {
     expect(first.interrupted).toBe(true);
     const { config } = resolveTrainConfig({ resume: join(out, 'interrupted') });
     const rest = await runTraining(config, { resume: true, progress: 'none' });
+    // Everything a run creates (agent, core, optimizer, carried state) is freed when it returns.
+    expect(tf.memory().numTensors).toBe(tensorsBefore + 2 * coreLeak);
     const full = readMetrics(join(out, 'full', 'metrics.jsonl'));
     expect(strip([...first.metrics, ...rest.metrics])).toEqual(strip(full));
   });

@@ -50,6 +50,7 @@ describe('core registry', () => {
     ['heads not dividing dim', { type: 'window-attention', dim: 10, heads: 4 }, /dim: 10 is not divisible by heads \(4\)/],
     ['heads not dividing keyDim', { type: 'deltanet', dim: 8, heads: 2, keyDim: 5 }, /keyDim: 5 is not divisible by heads \(2\)/],
     ['an mlp core without MLP', { type: 'mlp', mlp: false }, /mlp must be true/],
+    ['an MLP width without MLP', { type: 'gru', mlp: false, mlpHidden: 8 }, /mlpHidden: set, but mlp is false/],
   ])('rejects %s with a clear message', (_, config, message) => {
     expect(() => resolveCoreConfig(config)).toThrow(message);
   });

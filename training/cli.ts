@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerInfo } from './commands/info.js';
+import { registerLayer } from './commands/layer.js';
 import { registerLm } from './commands/lm.js';
 import { registerPlot } from './commands/plot.js';
 import { registerRecall } from './commands/recall.js';
@@ -18,6 +19,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerInfo(program, pkg.version);
+registerLayer(program);
 registerPlot(program);
 registerServe(program);
 registerSynth(program);

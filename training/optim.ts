@@ -38,7 +38,9 @@ export class Adam {
     this.beta2 = opts.beta2 ?? 0.999;
     this.epsilon = opts.epsilon ?? 1e-8;
     if (!(opts.learningRate >= 0)) throw new Error(`Adam: learningRate must be >= 0, got ${opts.learningRate}.`);
-    this.lr = tf.variable(tf.scalar(opts.learningRate), false);
+    // tf.variable(x) leaves x alive beside the variable; tidy frees it.
+    const variable = (make: () => tf.Tensor) => tf.tidy(() => tf.variable(make(), false));
+    this.lr = variable(() => tf.scalar(opts.learningRate));
     this.consts = {
       beta1: tf.keep(tf.scalar(this.beta1)),
       beta2: tf.keep(tf.scalar(this.beta2)),
@@ -47,10 +49,10 @@ export class Adam {
       epsilon: tf.keep(tf.scalar(this.epsilon)),
       one: tf.keep(tf.scalar(1)),
     };
-    this.accBeta1 = tf.variable(tf.scalar(this.beta1), false);
-    this.accBeta2 = tf.variable(tf.scalar(this.beta2), false);
-    this.m = variables.map((w) => tf.variable(tf.zerosLike(w), false));
-    this.v = variables.map((w) => tf.variable(tf.zerosLike(w), false));
+    this.accBeta1 = variable(() => tf.scalar(this.beta1));
+    this.accBeta2 = variable(() => tf.scalar(this.beta2));
+    this.m = variables.map((w) => variable(() => tf.zerosLike(w)));
+    this.v = variables.map((w) => variable(() => tf.zerosLike(w)));
   }
 
   /** Sets the learning rate (one small upload; call it once per update, not per minibatch). */
@@ -124,7 +126,8 @@ export class Adam {
 export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: tf.Scalar): { grads: tf.Tensor[]; norm: tf.Scalar } {
   return tf.tidy(() => {
     const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-    const scale = tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1);
+    // min(1, maxNorm / norm) without uploading constants (torch adds 1e-6 to the norm; immaterial here).
+    const scale = tf.div(maxNorm, tf.maximum(norm, maxNorm));
     return { grads: grads.map((g) => tf.mul(g, scale)), norm };
   });
 }

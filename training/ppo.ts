@@ -126,6 +126,9 @@ export interface UpdateMetrics {
   stepsPerSecond: number;
 }
 
+/** Loss statistics of an update, averaged over its minibatches. */
+export type LossStats = Pick<UpdateMetrics, 'policyLoss' | 'valueLoss' | 'entropy' | 'approxKl' | 'clipFraction' | 'gradNorm'>;
+
 /** Everything needed to continue training exactly (weights are saved separately from the agent). */
 export interface TrainerSnapshot {
   update: number;
@@ -243,7 +246,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
   }
 
   /** K epochs of PPO over shuffled minibatches of sequences; disposes `states`. Returns mean loss statistics. */
-  async learn(buf: RolloutBuffer, states: State): Promise<Omit<UpdateMetrics, 'update' | 'globalStep' | 'episodes' | 'returnMean' | 'returnMax' | 'lengthMean' | 'lengthMax' | 'learningRate' | 'explainedVariance' | 'stepsPerSecond'>> {
+  async learn(buf: RolloutBuffer, states: State): Promise<LossStats> {
     const s = this.settings;
     const vars = this.agent.trainableVariables();
     let sums: tf.Tensor | undefined;

@@ -55,8 +55,8 @@ export function successThreshold(envId: string, kwargs: Record<string, unknown>)
 export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const episodes = opts.episodes ?? 100;
   if (!Number.isInteger(episodes) || episodes <= 0) throw new Error(`--episodes must be a positive integer, got ${episodes}.`);
-  const { config, backend: trainedOn } = readCheckpointConfig(opts.run);
-  await initBackend(opts.backend ?? trainedOn);
+  const { config } = readCheckpointConfig(opts.run);
+  await initBackend(opts.backend ?? config.backend);
   const numEnvs = Math.min(opts.numEnvs ?? config.numEnvs, episodes);
   const { agent, env } = buildAgent(config, numEnvs);
   try {
