@@ -2,13 +2,17 @@
 /** The `hqlt` command line. Each subcommand lives in `training/commands/<name>.ts` and registers itself here. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerEnvs } from './commands/envs.js';
+import { registerEval } from './commands/eval.js';
 import { registerInfo } from './commands/info.js';
 import { registerLayer } from './commands/layer.js';
 import { registerLm } from './commands/lm.js';
 import { registerPlot } from './commands/plot.js';
 import { registerRecall } from './commands/recall.js';
 import { registerServe } from './commands/serve.js';
+import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
+import { registerTrain } from './commands/train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,10 +22,14 @@ const program = new Command()
   .version(pkg.version)
   .showHelpAfterError();
 
+registerTrain(program);
+registerEval(program);
 registerInfo(program, pkg.version);
+registerEnvs(program);
 registerLayer(program);
 registerPlot(program);
 registerServe(program);
+registerSuite(program);
 registerSynth(program);
 registerRecall(program);
 registerLm(program);
