@@ -1,7 +1,7 @@
 /**
  * Timing of one HQLT layer: forward+backward of the sequence form (training) and one step (acting), per blend.
  * Usage: npx tsc -p . && node dist/bench/hqlt-layer.js [--backend wasm] [--batch 16] [--time 256] [--dim 128]
- *        [--heads 4] [--window 64] [--reps 3]
+ *        [--heads 4] [--window 64] [--reps 3] [--only <blend>] [--cpu-time]
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../memory/backend.js';
@@ -13,11 +13,18 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
+/**
+ * Mean milliseconds per run: wall time, or with --cpu-time this process's CPU time (a steadier measure on a
+ * machine shared with other jobs: the wasm backend runs on one thread).
+ */
 async function timeMs(reps: number, run: () => Promise<void>): Promise<number> {
   await run(); // warm-up (kernel compilation, allocations)
+  const cpu = process.argv.includes('--cpu-time');
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < reps; i++) await run();
-  return (performance.now() - t0) / reps;
+  const c = process.cpuUsage(c0);
+  return (cpu ? (c.user + c.system) / 1000 : performance.now() - t0) / reps;
 }
 
 async function benchLayer(options: HqltLayerOptions, B: number, T: number, reps: number): Promise<void> {
@@ -62,10 +69,14 @@ async function main(): Promise<void> {
   const reps = Number(arg('reps', '3'));
   console.log(`backend ${info.active}: B=${B} T=${T} D=${dim} H=${heads} S=${window}`);
   const base = { dim, heads, window, mixing: 'vector', rope: true, shortConv: false, allowNegativeEigenvalues: true } as const;
-  for (const blend of BLENDS) await benchLayer({ ...base, blend }, B, T, reps);
-  await benchLayer({ ...base, blend: 'synchronous', memories: 'fw' }, B, T, reps);
-  await benchLayer({ ...base, blend: 'synchronous', memories: 'kv' }, B, T, reps);
-  await benchLayer({ ...base, blend: 'synchronous', memories: 'kv', window: 1024 }, B, T, reps);
+  const only = arg('only', '');
+  const cases: HqltLayerOptions[] = [
+    ...BLENDS.map((blend) => ({ ...base, blend })),
+    { ...base, blend: 'synchronous', memories: 'fw' },
+    { ...base, blend: 'synchronous', memories: 'kv' },
+    { ...base, blend: 'synchronous', memories: 'kv', window: 1024 },
+  ];
+  for (const c of cases) if (!only || (c.memories ?? 'both') === only || c.blend === only) await benchLayer(c, B, T, reps);
 }
 
 void main();

@@ -7,6 +7,7 @@
  * the WebGPU packages are optional.
  */
 import * as tf from '@tensorflow/tfjs';
+import { installFastWasmSlice } from './ops.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -91,6 +92,7 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
   for (const candidate of order) {
     if (await activate(candidate, name !== 'auto')) {
       await tf.ready();
+      if (candidate === 'wasm') installFastWasmSlice();
       return { requested: name, active: tf.getBackend(), flags: backendFlags() };
     }
   }

@@ -280,8 +280,8 @@ export class HqltLayer implements MixerLayer {
           const scores = tf.mul(tf.sum(tf.mul(qs, keys), -1), 1 / Math.sqrt(K)); // [B, H, S + 1]
           const limit = this.kvLimit(pos); // [B]
           const dist = tf.sub(S, tf.range(0, S + 1));
-          const visible = tf.lessEqual(tf.expandDims(dist, 0), tf.expandDims(limit, 1)); // [B, S + 1]
-          const masked = tf.add(scores, tf.expandDims(tf.mul(tf.sub(1, tf.cast(visible, 'float32')), NEG_INF), 1));
+          const visible = le(tf.expandDims(dist, 0), tf.expandDims(limit, 1)); // [B, S + 1]
+          const masked = tf.add(scores, tf.expandDims(tf.mul(tf.sub(1, visible), NEG_INF), 1));
           kvRead = tf.sum(tf.mul(tf.expandDims(tf.softmax(masked), -1), values), 2); // [B, H, V]
         }
       }
@@ -309,7 +309,7 @@ export class HqltLayer implements MixerLayer {
           else {
             // Delayed-chunk: `fwPending` accumulates the current chunk's writes; it becomes the read state when
             // the next chunk starts.
-            const chunkStart = tf.reshape(tf.cast(tf.equal(tf.mod(pos, S), 0), 'float32'), [B, 1, 1, 1]);
+            const chunkStart = tf.reshape(eq(tf.mod(pos, S), 0), [B, 1, 1, 1]);
             readFrom = next.fw = tf.add(st.fw!, tf.mul(chunkStart, tf.sub(st.fwPending!, st.fw!)));
             next.fwPending = write(st.fwPending!, k, v);
           }
@@ -353,7 +353,7 @@ export class HqltLayer implements MixerLayer {
           keys: tf.concat([tf.transpose(state.keys!, [0, 2, 1, 3]), p.k], 1), // [B, S + T, H, K]
           values: tf.concat([tf.transpose(state.values!, [0, 2, 1, 3]), p.v], 1),
         };
-        const valid = tf.cast(tf.equal(tf.concat([tf.zeros([B, this.S]), time.seg], 1), time.segLast), 'float32');
+        const valid = eq(tf.concat([tf.zeros([B, this.S]), time.seg], 1), time.segLast);
         const lastValid = tf.reshape(tf.slice(valid, [0, T], [B, this.S]), [B, this.S, 1, 1]);
         const tail = (t: tf.Tensor) => tf.transpose(tf.mul(tf.slice(t, [0, T, 0, 0], [B, this.S, -1, -1]), lastValid), [0, 2, 1, 3]);
         next.keys = tail(buffer.keys);
@@ -379,11 +379,11 @@ export class HqltLayer implements MixerLayer {
     const taps = this.convTaps();
     let y: tf.Tensor = tf.mul(x, tf.slice(taps, [lag, 0], [1, C]));
     for (let s = 1; s <= lag; s++) {
-      const same = tf.cast(tf.equal(tf.slice(segExt, [0, lag - s], [B, T]), time.seg), 'float32');
+      const same = eq(tf.slice(segExt, [0, lag - s], [B, T]), time.seg);
       const shifted = tf.mul(tf.slice(ext, [0, lag - s, 0], [B, T, C]), tf.expandDims(same, 2));
       y = tf.add(y, tf.mul(shifted, tf.slice(taps, [lag - s, 0], [1, C])));
     }
-    const tailValid = tf.cast(tf.equal(tf.slice(segExt, [0, T], [B, lag]), time.segLast), 'float32');
+    const tailValid = eq(tf.slice(segExt, [0, T], [B, lag]), time.segLast);
     return [y, tf.mul(tf.slice(ext, [0, T, 0], [B, lag, C]), tf.expandDims(tailValid, 2))];
   }
 
@@ -421,8 +421,8 @@ export class HqltLayer implements MixerLayer {
     // Key w of block b is at distance m Q + i - w from query i.
     const dist = tf.sub(tf.add(tf.expandDims(tf.range(0, Q), 1), m * Q), tf.expandDims(tf.range(0, Wn), 0));
     const limit = tf.reshape(tf.pad(this.kvLimit(time.pos), [[0, 0], [0, back]]), [B * nb, Q, 1]);
-    const visible = tf.logicalAnd(tf.greaterEqual(dist, 0), tf.lessEqual(tf.expandDims(dist, 0), limit));
-    const penalty = tf.reshape(tf.mul(tf.sub(1, tf.cast(visible, 'float32')), NEG_INF), [B, 1, nb, Q, Wn]);
+    const visible = tf.mul(le(0, dist), le(tf.expandDims(dist, 0), limit));
+    const penalty = tf.reshape(tf.mul(tf.sub(1, visible), NEG_INF), [B, 1, nb, Q, Wn]);
     const masked = tf.add(scores, penalty);
     const probs = tf.reshape(tf.softmax(masked), [B * H * nb, Q, Wn]);
     const out = tf.reshape(bmm(probs, vB), [B, H, nb * Q, V]);
@@ -461,7 +461,7 @@ export class HqltLayer implements MixerLayer {
     if (o.blend === 'delayed-streaming') {
       keys = tf.slice(buffer!.keys, [0, 0, 0, 0], [B, T, H, K]);
       values = tf.slice(buffer!.values, [0, 0, 0, 0], [B, T, H, this.V]);
-      beta = tf.mul(beta!, tf.expandDims(tf.cast(tf.greaterEqual(time.pos, S), 'float32'), 2));
+      beta = tf.mul(beta!, tf.expandDims(le(S, time.pos), 2));
     }
     if (linearAttn) values = tf.concat([values, tf.ones([B, T, H, 1])], 3); // last row of W carries z
     const Vw = values.shape[3]!;
@@ -477,24 +477,23 @@ export class HqltLayer implements MixerLayer {
     const kC = chunks(fk, m);
     let vC = chunks(values, m);
     // Episode bookkeeping per chunk: seg of the padding behind equals the last step's, so states pass through.
-    const segE = tf.concat([tf.zeros([B, m * C]), time.seg, tf.tile(time.segLast, [1, back])], 1);
+    const segE = tf.concat([tf.zeros([B, m * C]), time.seg, tf.mul(time.segLast, tf.ones([1, back]))], 1);
     const segC = tf.reshape(segE, [B, 1, nE, C]);
     const segEnd = tf.slice(segC, [0, 0, 0, C - 1], [B, 1, nE, 1]); // [B, 1, nE, 1]
     const segBefore = tf.concat([tf.zeros([B, 1, 1, 1]), tf.slice(segEnd, [0, 0, 0, 0], [B, 1, nE - 1, 1])], 2);
-    const f32 = (t: tf.Tensor) => tf.cast(t, 'float32');
     // [B, 1, ...] masks → [BH, ...tail], repeated over heads.
     const headed = (t: tf.Tensor, tail: number[]) =>
-      tf.reshape(tf.tile(t, [1, H, ...t.shape.slice(2).map(() => 1)]), [BH, ...tail]);
-    const lastMask = headed(f32(tf.equal(segC, segEnd)), [nE, C, 1]); // writes that reach the chunk's end state
-    const carry = headed(f32(tf.equal(segEnd, segBefore)), [nE, 1, 1]); // the incoming state survives the chunk
+      tf.reshape(tf.mul(t, tf.ones([1, H, ...t.shape.slice(2).map(() => 1)])), [BH, ...tail]);
+    const lastMask = headed(eq(segC, segEnd), [nE, C, 1]); // writes that reach the chunk's end state
+    const carry = headed(eq(segEnd, segBefore), [nE, 1, 1]); // the incoming state survives the chunk
 
     let U: tf.Tensor; // [BH, nE, C, Vw]
     let Y: tf.Tensor | null = null; // U = X − Y Wᵀ for the delta rule
     if (linearAttn) U = vC;
     else {
       const bCol = chunks(tf.expandDims(beta!, 3), m); // [BH, nE, C, 1]
-      const same = headed(f32(tf.equal(tf.expandDims(segC, 4), tf.expandDims(segC, 3))), [nE, C, C]);
-      const g = headed(f32(tf.equal(segC, segBefore)), [nE, C, 1]);
+      const same = headed(eq(tf.expandDims(segC, 4), tf.expandDims(segC, 3)), [nE, C, C]);
+      const g = headed(eq(segC, segBefore), [nE, C, 1]);
       const kFlat = tf.reshape(kC, [BH * nE, C, K]);
       const kk = tf.reshape(bmm(kFlat, tf.transpose(kFlat, [0, 2, 1])), [BH, nE, C, C]);
       const strictLower = tf.linalg.bandPart(tf.ones([C, C]), -1, 0).sub(tf.eye(C));
@@ -540,15 +539,15 @@ export class HqltLayer implements MixerLayer {
     const dist = tf.sub(tf.add(qi, m * C), tf.reshape(tf.range(0, (m + 1) * C), [1, -1]));
     // Delayed-chunk reads see writes before the current chunk's start (distance > pos mod S); the others j ≤ t.
     const minDist = chunked ? tf.add(tf.mod(posQ, S), 1) : tf.scalar(0);
-    const visible = f32(tf.logicalAnd(tf.equal(segQ, segWin), tf.greaterEqual(dist, minDist))); // [B,1,nb,C,W]
+    const visible = tf.mul(eq(segQ, segWin), le(minDist, dist)); // [B,1,nb,C,W]
     const vis = headed(visible, [nb, C, (m + 1) * C]);
     const scores = tf.mul(tf.reshape(bmm(qC, tf.transpose(kWin, [0, 2, 1])), [BH, nb, C, (m + 1) * C]), vis);
     const intra = bmm(tf.reshape(scores, [BH * nb, C, (m + 1) * C]), uWin);
     const windowStart = tf.reshape(tf.stack(before.slice(0, nb), 1), [BH * nb, K, Vw]);
-    let useState = f32(tf.equal(segQ, tf.reshape(tf.slice(segBefore, [0, 0, 0, 0], [B, 1, nb, 1]), [B, 1, nb, 1, 1])));
+    let useState = eq(segQ, tf.reshape(tf.slice(segBefore, [0, 0, 0, 0], [B, 1, nb, 1]), [B, 1, nb, 1, 1]));
     let readState: tf.Tensor | null = null; // delayed-chunk: reads in a chunk begun before this call
     if (chunked) {
-      const startsBefore = f32(tf.less(tf.sub(tf.reshape(tf.range(0, nb * C), [1, 1, nb, C, 1]), tf.mod(posQ, S)), 0));
+      const startsBefore = lt(tf.sub(tf.reshape(tf.range(0, nb * C), [1, 1, nb, C, 1]), tf.mod(posQ, S)), 0);
       useState = tf.mul(useState, tf.sub(1, startsBefore));
       readState = headed(startsBefore, [nb, C, 1]);
     }
@@ -620,6 +619,16 @@ function validate(options: HqltLayerOptions): Required<HqltLayerOptions> {
     throw new Error(`HqltLayer: RoPE needs an even per-head key width, got keyDim/heads = ${o.keyDim / o.heads}`);
   return o;
 }
+
+// 0/1 float masks of comparisons between integer-valued float tensors. wasm's broadcasting comparison kernels
+// (and Tile) are 10-40x slower than Sub and Step.
+type Operand = tf.Tensor | number;
+/** 1 where a ≤ b. */
+const le = (a: Operand, b: Operand): tf.Tensor => tf.step(tf.sub(tf.add(b, 0.5), a));
+/** 1 where a < b. */
+const lt = (a: Operand, b: Operand): tf.Tensor => tf.step(tf.sub(tf.sub(b, 0.5), a));
+/** 1 where a = b. */
+const eq = (a: Operand, b: Operand): tf.Tensor => tf.step(tf.sub(0.5, tf.abs(tf.sub(a, b))));
 
 /** Steps since the episode start and episode ids for a [B, T] 0/1 mask, starting from the state's counter. */
 function timeInfo(episodeStart: tf.Tensor2D, pos0: tf.Tensor1D): TimeInfo {

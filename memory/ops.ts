@@ -73,3 +73,94 @@ const bmmWasm = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     },
   };
 }) as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
+/** The parts of the wasm backend that the slice kernels below use. */
+interface WasmBackendView {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
+}
+
+/** Copies x[begin : begin + size] into a new wasm tensor, reading the heap in place. */
+function wasmSlice(backend: WasmBackendView, x: tf.TensorInfo, begin: number[], size: number[]): tf.TensorInfo {
+  const out = backend.makeOutput(size, x.dtype);
+  const total = size.reduce((a, b) => a * b, 1);
+  if (total === 0) return out;
+  // Views only after makeOutput: allocating may grow (and detach) the heap.
+  const src = backend.typedArrayFromHeap(x);
+  const dst = backend.typedArrayFromHeap(out);
+  const shape = x.shape;
+  // Trailing axes taken whole, plus the last partial axis d, form contiguous runs.
+  let d = shape.length - 1;
+  let inner = 1;
+  while (d > 0 && size[d] === shape[d]) inner *= shape[d--]!;
+  const run = size[d]! * inner;
+  const strides = new Array<number>(d + 1);
+  for (let i = d, s = inner; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i]!;
+  }
+  const idx = begin.slice(0, d);
+  const runs = total / run;
+  for (let r = 0; r < runs; r++) {
+    let offset = begin[d]! * strides[d]!;
+    for (let i = 0; i < d; i++) offset += idx[i]! * strides[i]!;
+    dst.set(src.subarray(offset, offset + run), r * run);
+    for (let i = d - 1; i >= 0; i--) {
+      if (++idx[i]! < begin[i]! + size[i]!) break;
+      idx[i] = begin[i]!;
+    }
+  }
+  return out;
+}
+
+let fastSliceInstalled = false;
+
+/**
+ * The wasm backend's Slice (and SplitV and Unpack, built on it) copies the whole input to JS before slicing, so
+ * every slice costs the size of its input (unstacking N pieces costs N times the tensor). These replacements read
+ * the heap in place: same results, cost proportional to the output. Installed once, when wasm is active.
+ */
+export function installFastWasmSlice(): void {
+  if (fastSliceInstalled || tf.getBackend() !== 'wasm') return;
+  fastSliceInstalled = true;
+  const original = (name: string) => tf.getKernel(name, 'wasm')!.kernelFunc;
+  const replace = (name: string, kernelFunc: tf.KernelFunc) => {
+    const fallback = original(name);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: (args) => (args.inputs[Object.keys(args.inputs)[0]!]!.dtype === 'string' ? fallback(args) : kernelFunc(args)),
+    });
+  };
+  replace('Slice', ({ inputs, backend, attrs = {} }) => {
+    const x = inputs.x!;
+    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number[], attrs.size as number[]);
+    return wasmSlice(backend as unknown as WasmBackendView, x, begin, size);
+  });
+  replace('SplitV', ({ inputs, backend, attrs = {} }) => {
+    const x = inputs.x!;
+    const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits as number[], axis);
+    const begin = x.shape.map(() => 0);
+    return sizes.map((s) => {
+      const size = x.shape.slice();
+      size[axis] = s;
+      const piece = wasmSlice(backend as unknown as WasmBackendView, x, begin.slice(), size);
+      begin[axis]! += s;
+      return piece;
+    });
+  });
+  replace('Unpack', ({ inputs, backend, attrs = {} }) => {
+    const x = inputs.value!;
+    const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0]!;
+    const outShape = x.shape.filter((_, i) => i !== axis);
+    const size = x.shape.slice();
+    size[axis] = 1;
+    return Array.from({ length: x.shape[axis]! }, (_, i) => {
+      const begin = x.shape.map((_, a) => (a === axis ? i : 0));
+      const piece = wasmSlice(backend as unknown as WasmBackendView, x, begin, size);
+      return { ...piece, shape: outShape };
+    });
+  });
+}

@@ -24,7 +24,7 @@ const tMaze = {
   rollout: 32,
   seqLen: 8,
   minibatches: 4,
-  steps: 10240,
+  steps: 16384,
   lr: 2e-3,
   seed: 1,
   backend: 'wasm',
