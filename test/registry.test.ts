@@ -23,7 +23,7 @@ describe('core registry', () => {
       window: 64,
       blend: 'synchronous',
       mixing: 'vector',
-      rope: false,
+      rope: true,
       allowNegativeEigenvalues: true,
     });
     expect(resolveCoreConfig({ type: 'gru', dim: 16, mlp: false })).toEqual({ type: 'gru', dim: 16, layers: 2, mlp: false });
