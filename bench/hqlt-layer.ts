@@ -45,11 +45,17 @@ async function benchLayer(options: HqltLayerOptions, B: number, T: number, reps:
   });
   const x = tf.randomNormal([B, options.dim]) as tf.Tensor2D;
   const e = tf.zeros([B]) as tf.Tensor1D;
-  const stepMs = await timeMs(reps * 10, async () => {
-    const { y, state } = layer.step(x, init, e);
-    await y.data();
-    tf.dispose([y, ...Object.values(state)]);
+  // Steps carry their state (as when acting), starting from the sequence's final state: a full buffer.
+  const warm = layer.forward(xs, init, starts);
+  warm.ys.dispose();
+  let state = warm.state;
+  const stepMs = await timeMs(reps * 50, async () => {
+    const r = layer.step(x, state, e);
+    await r.y.data();
+    tf.dispose([r.y, ...Object.values(state)]);
+    state = r.state;
   });
+  tf.dispose(Object.values(state));
   const label = `${options.memories ?? 'both'}/${options.blend}/S${options.window}`.padEnd(36);
   console.log(
     `${label} fwd+bwd ${trainMs.toFixed(1).padStart(7)} ms (${Math.round((B * T) / (trainMs / 1000))} tok/s)` +

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardResult, MixerLayer, NamedWeight, State, StepResult } from './core.js';
-import { bmm, linear, matMul2d, rmsNorm } from './ops.js';
+import { bmm, linear, matMul2d, recording, rmsNorm, shiftAppend } from './ops.js';
 import { randn } from './random.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
@@ -67,6 +67,16 @@ interface Projected {
   mix: tf.Tensor | null;
 }
 
+/** Constants of the step form. */
+interface StepConstants {
+  /** Key distance of each buffer slot minus 0.5, [1, S]. */
+  distHalf: tf.Tensor2D;
+  /** RoPE tables by slot distance (cos, signed sin), scaled by 1/√K, [S, K]. */
+  rope: [tf.Tensor2D, tf.Tensor2D] | null;
+  /** The rotate-half permutation [Dk, Dk] (swaps each head's halves). */
+  swap: tf.Tensor2D | null;
+}
+
 export class HqltLayer implements MixerLayer {
   readonly options: Required<HqltLayerOptions>;
   readonly dim: number;
@@ -79,8 +89,10 @@ export class HqltLayer implements MixerLayer {
   /** Whether the state keeps a buffer of the last S keys/values (KV-memory or the delayed-streaming writes). */
   private readonly hasBuffer: boolean;
   private readonly weights = new Map<string, { variable: tf.Variable; transposed: boolean }>();
-  /** RoPE tables of the step form by distance S - i for buffer slot i (cos, signed sin), [S + 1, K]. */
-  private readonly stepRope: [tf.Tensor2D, tf.Tensor2D] | null;
+  /** Constants of the step form (see `StepConstants`), disposed with the layer. */
+  private readonly stepConst: StepConstants;
+  /** The fused input weight of the step form, kept while no weight variable is reassigned (see `inputWeight`). */
+  private fusedCache: { ids: object[]; weight: tf.Tensor2D } | null = null;
 
   constructor(options: HqltLayerOptions, rng: () => number) {
     this.options = validate(options);
@@ -120,7 +132,20 @@ export class HqltLayer implements MixerLayer {
     add('o_norm.weight', tf.ones([this.V]), false);
     add('o_proj.weight', normal([o.valueDim, o.dim], 1 / Math.sqrt(o.valueDim)), true);
 
-    this.stepRope = o.rope && this.hasKv ? ropeTables(tf.sub(this.S, tf.range(0, this.S + 1)), this.K) : null;
+    this.stepConst = tf.tidy(() => {
+      const { S, K, H } = this;
+      // Slot i of the buffer holds the key at distance S - 1 - i; 1/√K is folded into the RoPE tables.
+      const dist = tf.sub(S - 1, tf.range(0, S));
+      const rope = o.rope && this.hasKv ? ropeTables(dist, K).map((t) => tf.mul(t, 1 / Math.sqrt(K))) : null;
+      // swap[i, j] = 1 where i = j ± K/2 in the same head: q @ swap swaps each head's halves (rotate-half).
+      const half = tf.oneHot(tf.range(0, H * K, 1, 'int32').add(tf.tensor1d(Array.from({ length: H * K }, (_, j) => ((j % K) < K / 2 ? K / 2 : -K / 2)), 'int32')), H * K);
+      const consts: StepConstants = {
+        distHalf: tf.expandDims(tf.sub(dist, 0.5), 0) as tf.Tensor2D,
+        rope: rope as [tf.Tensor2D, tf.Tensor2D] | null,
+        swap: rope ? (tf.cast(half, 'float32') as tf.Tensor2D) : null,
+      };
+      return consts as unknown as tf.TensorContainer;
+    }) as unknown as StepConstants;
   }
 
   private get usesBeta(): boolean {
@@ -144,7 +169,9 @@ export class HqltLayer implements MixerLayer {
   dispose(): void {
     for (const { variable } of this.weights.values()) variable.dispose();
     this.weights.clear();
-    this.stepRope?.forEach((t) => t.dispose());
+    tf.dispose([this.stepConst.distHalf, ...(this.stepConst.rope ?? []), ...(this.stepConst.swap ? [this.stepConst.swap] : [])]);
+    this.fusedCache?.weight.dispose();
+    this.fusedCache = null;
   }
 
   /** Zero state for `batch` streams (see the class doc for the names). */
@@ -168,10 +195,21 @@ export class HqltLayer implements MixerLayer {
   // ---------------------------------------------------------------------------------------------------------
   // Shared pieces
 
-  /** The fused input projection [D, 2 Dk + Dv (+ H) (+ mixing)]: one matMul for all projections. */
+  /**
+   * The fused input projection [D, 2 Dk + Dv (+ H) (+ mixing)]: one matMul for all projections. Outside gradient
+   * recording (acting) it is cached until a weight variable is reassigned (assign gives a variable a new dataId).
+   */
   private inputWeight(): tf.Tensor2D {
     const names = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'b_proj.weight', 'memory_gate_proj.weight', 'memory_mixer.weight'];
-    return tf.concat(names.filter((n) => this.has(n)).map((n) => this.w(n)), 1) as tf.Tensor2D;
+    const vars = names.filter((n) => this.has(n)).map((n) => this.w(n));
+    const fuse = () => tf.concat(vars, 1) as tf.Tensor2D;
+    if (recording()) return fuse();
+    const ids = vars.map((v) => v.dataId);
+    const cached = this.fusedCache;
+    if (cached && cached.ids.every((id, i) => id === ids[i])) return cached.weight;
+    cached?.weight.dispose();
+    this.fusedCache = { ids, weight: tf.keep(fuse()) };
+    return this.fusedCache.weight;
   }
 
   /** Conv taps [4, 2 Dk + Dv]; tap i multiplies the input 3 - i steps back. */
@@ -191,13 +229,13 @@ export class HqltLayer implements MixerLayer {
     let beta: tf.Tensor | null = null;
     let mix: tf.Tensor | null = null;
     if (extra) {
+      // β and the mixing gates are all sigmoids: one for both, then a 2-D split.
       const nBeta = this.usesBeta ? o.heads : 0;
       const nMix = extra.shape[extra.rank - 1]! - nBeta;
-      const begin = extra.shape.map(() => 0);
-      const cols = (from: number, n: number) =>
-        tf.slice(extra, begin.map((v, a) => (a === extra.rank - 1 ? from : v)), [...lead, n]);
-      if (nBeta) beta = tf.mul(tf.sigmoid(cols(0, nBeta)), o.allowNegativeEigenvalues ? 2 : 1);
-      if (nMix) mix = tf.sigmoid(cols(nBeta, nMix));
+      const gates = tf.sigmoid(tf.reshape(extra, [-1, nBeta + nMix]));
+      const [b, m] = nBeta && nMix ? tf.split(gates, [nBeta, nMix], 1) : nBeta ? [gates, null] : [null, gates];
+      if (b) beta = tf.reshape(o.allowNegativeEigenvalues ? tf.mul(b, 2) : b, [...lead, nBeta]);
+      if (m) mix = tf.reshape(m, [...lead, nMix]);
     }
     return {
       q: tf.reshape(q!, [...lead, this.H, this.K]),
@@ -240,14 +278,15 @@ export class HqltLayer implements MixerLayer {
   step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
     return tf.tidy(() => {
       const o = this.options;
-      const { S, K } = this;
+      const { S, H, K, V } = this;
       const B = x.shape[0];
+      const c = this.stepConst;
+      // Episode starts zero the state; the big tensors fold the flag into ops they need anyway.
       const keep = tf.sub(1, episodeStart);
-      const st: State = {};
-      for (const [name, t] of Object.entries(state))
-        st[name] = tf.mul(t, tf.reshape(keep, [B, ...t.shape.slice(1).map(() => 1)]));
+      const keep4 = tf.reshape(keep, [B, 1, 1, 1]);
+      const kept = (t: tf.Tensor) => tf.mul(t, tf.reshape(keep, [B, ...t.shape.slice(1).map(() => 1)]));
       const next: State = {};
-      const pos = st.pos!;
+      const pos = tf.mul(state.pos!, keep);
       next.pos = tf.add(pos, 1);
 
       const proj = matMul2d(x, this.inputWeight());
@@ -255,65 +294,88 @@ export class HqltLayer implements MixerLayer {
       let qkv: tf.Tensor = tf.slice(proj, [0, 0], [B, qkvWidth]);
       const extra = proj.shape[1] > qkvWidth ? tf.slice(proj, [0, qkvWidth], [B, -1]) : null;
       if (o.shortConv) {
-        const win = tf.concat([st.conv!, tf.expandDims(qkv, 1)], 1);
+        const win = tf.concat([kept(state.conv!), tf.expandDims(qkv, 1)], 1);
         qkv = tf.sum(tf.mul(win, this.convTaps()), 1);
         next.conv = tf.slice(win, [0, 1, 0], [-1, -1, -1]);
       }
       const { q, k, v, beta, mix } = this.split(qkv, extra); // [B, H, K|V], beta [B, H]
+      // φ of queries and keys in one pass (the synchronous-style blends write the current key).
+      const writesCurrent = this.hasFw && o.blend !== 'delayed-streaming';
+      const phis = this.hasFw ? tf.unstack(this.phi(writesCurrent ? tf.stack([q, k], 1) : tf.expandDims(q, 1)), 1) : [];
 
       let kvRead: tf.Tensor | null = null;
       let oldKey: tf.Tensor | null = null;
       let oldValue: tf.Tensor | null = null;
       if (this.hasBuffer) {
-        const keys = tf.concat([st.keys!, tf.expandDims(k, 2)], 2); // [B, H, S + 1, K], slot i at distance S - i
-        const values = tf.concat([st.values!, tf.expandDims(v, 2)], 2);
-        next.keys = tf.slice(keys, [0, 0, 1, 0], [-1, -1, S, -1]);
-        next.values = tf.slice(values, [0, 0, 1, 0], [-1, -1, S, -1]);
+        // Shift the buffer by one slot: slot i holds the step at distance S - 1 - i.
+        next.keys = shiftAppend(state.keys!, k, keep);
+        next.values = shiftAppend(state.values!, v, keep);
         if (this.hasFw && o.blend === 'delayed-streaming') {
-          oldKey = tf.squeeze(tf.slice(keys, [0, 0, 0, 0], [-1, -1, 1, -1]), [2]);
-          oldValue = tf.squeeze(tf.slice(values, [0, 0, 0, 0], [-1, -1, 1, -1]), [2]);
+          // The pair leaving the window (zero until S steps of the episode have passed).
+          const leaving = (buf: tf.Tensor) => tf.reshape(tf.mul(tf.slice(buf, [0, 0, 0, 0], [B, H, 1, buf.shape[3]!]), keep4), [B, H, -1]);
+          oldKey = leaving(state.keys!);
+          oldValue = leaving(state.values!);
         }
         if (this.hasKv) {
           // Scores against every slot; RoPE by relative distance: (R(t) q)·(R(j) k) = (R(t - j) q)·k.
-          let qs = tf.expandDims(q, 2);
-          if (this.stepRope) qs = applyRope(qs, this.stepRope[0], this.stepRope[1]);
-          const scores = tf.mul(tf.sum(tf.mul(qs, keys), -1), 1 / Math.sqrt(K)); // [B, H, S + 1]
-          const limit = this.kvLimit(pos); // [B]
-          const dist = tf.sub(S, tf.range(0, S + 1));
-          const visible = le(tf.expandDims(dist, 0), tf.expandDims(limit, 1)); // [B, S + 1]
-          const masked = tf.add(scores, tf.expandDims(tf.mul(tf.sub(1, visible), NEG_INF), 1));
-          kvRead = tf.sum(tf.mul(tf.expandDims(tf.softmax(masked), -1), values), 2); // [B, H, V]
+          let qs: tf.Tensor;
+          if (c.rope) {
+            const swapped = tf.reshape(tf.matMul(tf.reshape(q, [B, H * K]), c.swap!), [B, H, 1, K]);
+            qs = tf.add(tf.mul(tf.expandDims(q, 2), c.rope[0]), tf.mul(swapped, c.rope[1])); // [B, H, S, K]
+          } else qs = tf.expandDims(tf.mul(q, 1 / Math.sqrt(K)), 2);
+          const scores = tf.sum(tf.mul(qs, next.keys), -1); // [B, H, S]
+          // Slot i is visible when its distance S - 1 - i ≤ the limit (mask from the position counter).
+          const hidden = tf.step(tf.sub(c.distHalf, tf.reshape(this.kvLimit(pos), [B, 1]))); // [B, S]
+          const masked = tf.add(scores, tf.reshape(tf.mul(hidden, NEG_INF), [B, 1, S]));
+          const probs = tf.reshape(tf.softmax(masked), [B * H, 1, S]);
+          kvRead = tf.reshape(tf.matMul(probs, tf.reshape(next.values, [B * H, S, V])), [B, H, V]);
         }
       }
 
       let fwRead: tf.Tensor | null = null;
       if (this.hasFw) {
-        const fq = tf.expandDims(this.phi(q), 2); // [B, H, 1, K]
+        const fq = phis[0]!; // [B, H, K]
         if (o.blend === 'synchronous-linear') {
-          const fk = this.phi(k);
-          const w = tf.add(st.fw!, tf.mul(tf.expandDims(v, 3), tf.expandDims(fk, 2)));
-          const z = tf.add(st.z!, fk);
+          const fk = phis[1]!;
+          const w = tf.add(kept(state.fw!), tf.mul(tf.expandDims(v, 3), tf.expandDims(fk, 2)));
+          const z = tf.add(kept(state.z!), fk);
           next.fw = w;
           next.z = z;
-          const den = tf.add(tf.sum(tf.mul(z, tf.squeeze(fq, [2])), -1, true), 1e-6);
-          fwRead = tf.div(tf.sum(tf.mul(w, fq), -1), den);
+          const den = tf.add(tf.sum(tf.mul(z, fq), -1, true), 1e-6);
+          fwRead = tf.div(tf.sum(tf.mul(w, tf.expandDims(fq, 2)), -1), den);
         } else {
-          const write = (w: tf.Tensor, key: tf.Tensor, value: tf.Tensor) => {
-            const fk = tf.expandDims(this.phi(key), 2); // [B, H, 1, K]
-            const delta = tf.mul(tf.expandDims(beta!, 2), tf.sub(value, tf.sum(tf.mul(w, fk), -1)));
-            return tf.add(w, tf.mul(tf.expandDims(delta, 3), fk));
+          // Products of W [BH, V, K] with stacked key columns in one batched matMul.
+          // (Rows [BH, n, K] against Wᵀ: stacking or unstacking a last axis of 1 is slow on wasm.)
+          const times = (w: tf.Tensor, cols: tf.Tensor[]) => {
+            const rows = tf.reshape(tf.stack(cols, 2), [B * H, cols.length, K]);
+            return tf.unstack(tf.reshape(tf.matMul(rows, tf.reshape(w, [B * H, V, K]), false, true), [B, H, cols.length, V]), 2);
           };
-          let readFrom: tf.Tensor;
-          if (o.blend === 'synchronous') readFrom = next.fw = write(st.fw!, k, v);
-          else if (o.blend === 'delayed-streaming') readFrom = next.fw = write(st.fw!, oldKey!, oldValue!);
-          else {
-            // Delayed-chunk: `fwPending` accumulates the current chunk's writes; it becomes the read state when
-            // the next chunk starts.
+          // Delta-rule write of (key, value) into w, and the read of fq from the written state:
+          // W' = W + δ φ(k)ᵀ with δ = β (v − W φ(k)), so W' φ(q) = W φ(q) + δ (φ(k)·φ(q)).
+          const writeRead = (w: tf.Tensor, key: tf.Tensor, value: tf.Tensor, read: boolean) => {
+            const fk = key === k ? phis[1]! : this.phi(key);
+            const prods = times(w, read ? [fk, fq] : [fk]);
+            const delta = tf.mul(tf.expandDims(beta!, 2), tf.sub(value, prods[0]!));
+            const written = tf.add(w, tf.mul(tf.expandDims(delta, 3), tf.expandDims(fk, 2)));
+            const out = read ? tf.add(prods[1]!, tf.mul(delta, tf.sum(tf.mul(fk, fq), -1, true))) : null;
+            return { written, out };
+          };
+          let raw: tf.Tensor;
+          if (o.blend === 'delayed-chunk') {
+            // `fwPending` accumulates the current chunk's writes; it becomes the read state when the next chunk
+            // starts.
+            const fw = kept(state.fw!);
+            const pending = kept(state.fwPending!);
             const chunkStart = tf.reshape(eq(tf.mod(pos, S), 0), [B, 1, 1, 1]);
-            readFrom = next.fw = tf.add(st.fw!, tf.mul(chunkStart, tf.sub(st.fwPending!, st.fw!)));
-            next.fwPending = write(st.fwPending!, k, v);
+            const readFrom = (next.fw = tf.add(fw, tf.mul(chunkStart, tf.sub(pending, fw))));
+            next.fwPending = writeRead(pending, k, v, false).written;
+            raw = times(readFrom, [fq])[0]!;
+          } else {
+            const r = o.blend === 'synchronous' ? writeRead(kept(state.fw!), k, v, true) : writeRead(kept(state.fw!), oldKey!, oldValue!, true);
+            next.fw = r.written;
+            raw = r.out!;
           }
-          fwRead = tf.mul(tf.sum(tf.mul(readFrom, fq), -1), 1 / Math.sqrt(K));
+          fwRead = tf.mul(raw, 1 / Math.sqrt(K));
         }
       }
       return { y: this.output(fwRead, kvRead, mix) as tf.Tensor2D, state: next };

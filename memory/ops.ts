@@ -9,14 +9,35 @@ import * as tf from '@tensorflow/tfjs';
  * x [N, in] @ w [in, out] with a gradient that only uses non-transposed 2-D matMuls.
  * (tfjs' own matMul gradient uses transposeA/transposeB, which the wasm backend runs ~10x slower.)
  */
-export const matMul2d = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+export function matMul2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  // Outside gradient recording (acting) the custom-gradient wrapper only costs time.
+  return recording() ? matMul2dGrad(x, w) : tf.matMul(x, w);
+}
+
+/**
+ * aᵀ for a [N, M]. wasm's 2-D Transpose is 2-3x slower than its rank-3 one, so transpose the view [N, f, M/f] by
+ * [1, 2, 0] (same result, reshapes are free).
+ */
+export function transpose2d(a: tf.Tensor): tf.Tensor2D {
+  const [n, m] = a.shape as [number, number];
+  const f = m % 4 === 0 ? 4 : m % 2 === 0 ? 2 : 1;
+  if (f === 1 || tf.getBackend() !== 'wasm') return tf.transpose(a as tf.Tensor2D);
+  return tf.reshape(tf.transpose(tf.reshape(a, [n, f, m / f]), [1, 2, 0]), [m, n]);
+}
+
+/** Whether a gradient tape is recording (custom-gradient wrappers are needed only then). */
+export function recording(): boolean {
+  return tf.engine().state.gradientDepth > 0;
+}
+
+const matMul2dGrad = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([x, w]);
   return {
     value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as tf.Tensor2D[];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
+      return [tf.matMul(dy as tf.Tensor2D, transpose2d(ws!)), tf.matMul(transpose2d(xs!), dy as tf.Tensor2D)];
     },
   };
 }) as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
@@ -45,6 +66,7 @@ export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D,
 export function bmm(a: tf.Tensor, b: tf.Tensor): tf.Tensor3D {
   if (a.rank !== 3 || b.rank !== 3) throw new Error(`bmm needs rank-3 operands, got [${a.shape}] and [${b.shape}]`);
   if (tf.getBackend() !== 'wasm') return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D);
+  if (!recording()) return depthwiseProduct(tf.transpose(a as tf.Tensor3D, [1, 2, 0]), tf.transpose(b as tf.Tensor3D, [1, 0, 2]));
   return bmmWasm(a as tf.Tensor3D, b as tf.Tensor3D);
 }
 
@@ -77,6 +99,7 @@ const bmmWasm = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
 /** The parts of the wasm backend that the slice kernels below use. */
 interface WasmBackendView {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  incRef(dataId: tf.DataId): void;
   typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
 }
 
@@ -113,12 +136,51 @@ function wasmSlice(backend: WasmBackendView, x: tf.TensorInfo, begin: number[], 
   return out;
 }
 
+const SHIFT_APPEND = 'HqltShiftAppend';
+
+/**
+ * buf [B, H, S, d] moved one slot towards the front, with the streams whose keep [B] is 0 zeroed, and fresh
+ * [B, H, d] written as the last slot: the step form's sliding buffers. On wasm (outside gradient recording) one
+ * kernel does it in a single copy; composite ops elsewhere.
+ */
+export function shiftAppend(buf: tf.Tensor, fresh: tf.Tensor, keep: tf.Tensor): tf.Tensor {
+  if (fastSliceInstalled && tf.getBackend() === 'wasm' && !recording())
+    return tf.engine().runKernel(SHIFT_APPEND, { buf, fresh, keep }) as tf.Tensor;
+  const [B, H, S, d] = buf.shape as number[];
+  const old = tf.mul(tf.slice(buf, [0, 0, 1, 0], [B!, H!, S! - 1, d!]), tf.reshape(keep, [B!, 1, 1, 1]));
+  return tf.concat([old, tf.expandDims(fresh, 2)], 2);
+}
+
+function shiftAppendWasm(backend: WasmBackendView, buf: tf.TensorInfo, fresh: tf.TensorInfo, keep: tf.TensorInfo): tf.TensorInfo {
+  const [B, H, S, d] = buf.shape as number[];
+  const out = backend.makeOutput(buf.shape, 'float32');
+  // Views only after makeOutput: allocating may grow (and detach) the heap.
+  const src = backend.typedArrayFromHeap(buf);
+  const add = backend.typedArrayFromHeap(fresh);
+  const k = backend.typedArrayFromHeap(keep);
+  const dst = backend.typedArrayFromHeap(out);
+  const run = (S! - 1) * d!;
+  for (let b = 0; b < B!; b++) {
+    const scale = k[b]!;
+    for (let h = 0; h < H!; h++) {
+      const row = b * H! + h;
+      const o = row * S! * d!;
+      if (scale === 1) dst.set(src.subarray(o + d!, o + d! + run), o);
+      else if (scale === 0) dst.fill(0, o, o + run);
+      else for (let i = 0; i < run; i++) dst[o + i] = src[o + d! + i]! * scale;
+      dst.set(add.subarray(row * d!, (row + 1) * d!), o + run);
+    }
+  }
+  return out;
+}
+
 let fastSliceInstalled = false;
 
 /**
  * The wasm backend's Slice (and SplitV and Unpack, built on it) copies the whole input to JS before slicing, so
  * every slice costs the size of its input (unstacking N pieces costs N times the tensor). These replacements read
- * the heap in place: same results, cost proportional to the output. Installed once, when wasm is active.
+ * the heap in place: same results, cost proportional to the output. Also a copy-free Identity and the step form's
+ * `shiftAppend` kernel. Installed once, when wasm is active.
  */
 export function installFastWasmSlice(): void {
   if (fastSliceInstalled || tf.getBackend() !== 'wasm') return;
@@ -133,6 +195,19 @@ export function installFastWasmSlice(): void {
       kernelFunc: (args) => (args.inputs[Object.keys(args.inputs)[0]!]!.dtype === 'string' ? fallback(args) : kernelFunc(args)),
     });
   };
+  tf.registerKernel({
+    kernelName: SHIFT_APPEND,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) =>
+      shiftAppendWasm(backend as unknown as WasmBackendView, inputs.buf!, inputs.fresh!, inputs.keep!),
+  });
+  // Identity (tf.clone, and the copies tfjs' gradient tape keeps of every saved input and output) copies the data
+  // on wasm; tensors are immutable, so sharing it as the cpu backend does is enough (as wasm's own Reshape does).
+  replace('Identity', ({ inputs, backend }) => {
+    const x = inputs.x!;
+    (backend as unknown as WasmBackendView).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
   replace('Slice', ({ inputs, backend, attrs = {} }) => {
     const x = inputs.x!;
     const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number[], attrs.size as number[]);

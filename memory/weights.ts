@@ -17,7 +17,7 @@ export function uniformVariable(shape: number[], bound: number, rng: () => numbe
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = (2 * rng() - 1) * bound;
-  return tf.variable(tf.tensor(data, shape));
+  return tf.tidy(() => tf.variable(tf.tensor(data, shape)));
 }
 
 /** A trainable variable of normal values with the given standard deviation. */
@@ -25,12 +25,12 @@ export function normalVariable(shape: number[], std: number, rng: () => number):
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = randn(rng) * std;
-  return tf.variable(tf.tensor(data, shape));
+  return tf.tidy(() => tf.variable(tf.tensor(data, shape)));
 }
 
 /** A trainable variable filled with a constant (norm scales start at 1). */
 export function constantVariable(shape: number[], value: number): tf.Variable {
-  return tf.variable(tf.fill(shape, value));
+  return tf.tidy(() => tf.variable(tf.fill(shape, value)));
 }
 
 /**

@@ -38,3 +38,47 @@ describe.each(['gru', 'lstm'] as RecurrentKind[])('%s matches PyTorch equations 
     mixer.dispose();
   });
 });
+
+describe.each(['gru', 'lstm'] as RecurrentKind[])('%s sequence-form gradients (hand-written BPTT)', (kind) => {
+  it('match autodiff through the step form, episode resets, initial state and final state included', () => {
+    const [B, T, D] = [3, 7, 4];
+    const mixer = new RecurrentMixer(kind, D, makeRng(5));
+    const xs = tf.randomNormal([B, T, D], 0, 1, 'float32', 1) as tf.Tensor3D;
+    const es = tf.tensor2d([0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [B, T]);
+    const h0 = tf.randomNormal([B, D], 0, 1, 'float32', 2);
+    const c0 = tf.randomNormal([B, D], 0, 1, 'float32', 3);
+    const wy = tf.randomNormal([B, T, D], 0, 1, 'float32', 4);
+    const wh = tf.randomNormal([B, D], 0, 1, 'float32', 5);
+    const vars = mixer.namedWeights().map((w) => w.variable);
+    // The loss reads every output and the final state, so all gradient paths are exercised.
+    const loss = (ys: tf.Tensor, last: tf.Tensor, s0: tf.Tensor[]) =>
+      tf.add(tf.sum(tf.mul(ys, wy)), tf.sum(tf.mul(tf.add(last, s0.length > 1 ? s0[1]! : 0), wh))) as tf.Scalar;
+    const init = (h: tf.Tensor, c: tf.Tensor) => (kind === 'lstm' ? { h, c } : { h });
+    const gradsOf = (run: (h: tf.Tensor, c: tf.Tensor) => tf.Scalar) => {
+      const { grads } = tf.variableGrads(() => run(h0, c0), vars);
+      const dState = kind === 'lstm' ? tf.grads((h: tf.Tensor, c: tf.Tensor) => run(h, c))([h0, c0]) : tf.grads((h: tf.Tensor) => run(h, c0))([h0]);
+      return [...vars.map((v) => grads[v.name]!), ...dState];
+    };
+    const seq = gradsOf((h, c) => {
+      const r = mixer.forward(xs, init(h, c), es);
+      return loss(r.ys, r.state.h!, kind === 'lstm' ? [r.state.h!, r.state.c!] : [r.state.h!]);
+    });
+    const stepped = gradsOf((h, c) => {
+      let s = init(h, c) as Record<string, tf.Tensor>;
+      const ys: tf.Tensor[] = [];
+      for (let t = 0; t < T; t++) {
+        const xt = tf.reshape(tf.slice(xs, [0, t, 0], [B, 1, D]), [B, D]) as tf.Tensor2D;
+        const r = mixer.step(xt, s, tf.reshape(tf.slice(es, [0, t], [B, 1]), [B]) as tf.Tensor1D);
+        ys.push(r.y);
+        s = r.state;
+      }
+      return loss(tf.stack(ys, 1), s.h!, kind === 'lstm' ? [s.h!, s.c!] : [s.h!]);
+    });
+    expect(seq.length).toBe(stepped.length);
+    seq.forEach((g, i) => {
+      const scale = Math.max(1, tf.max(tf.abs(stepped[i]!)).dataSync()[0]!);
+      expect(tf.max(tf.abs(tf.sub(g, stepped[i]!))).dataSync()[0]! / scale).toBeLessThan(1e-5);
+    });
+    mixer.dispose();
+  });
+});

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
-import { bmm, installFastWasmSlice } from '../memory/ops.js';
+import { bmm, installFastWasmSlice, shiftAppend } from '../memory/ops.js';
 import { makeRng } from '../memory/random.js';
 
 // The default backend has its own kernels (batched products as depthwise convolutions, in-place slices): check the
@@ -107,5 +107,56 @@ describe('HqltLayer on wasm', () => {
     );
     expect(tf.unstack(x, 1)[2]!.arraySync()).toEqual([0, 1, 2].map((i) => [0, 1, 2, 3, 4].map((k) => i * 20 + 10 + k)));
     expect(tf.split(x, [1, 4], 2)[1]!.arraySync()).toEqual([0, 1, 2].map((i) => [0, 1, 2, 3].map((j) => [1, 2, 3, 4].map((k) => i * 20 + j * 5 + k))));
+  });
+
+  it('copy-free clones keep their values after the original is disposed', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    const buffers = tf.memory().numDataBuffers;
+    const y = tf.clone(x);
+    expect(tf.memory().numDataBuffers).toBe(buffers); // shared, not copied
+    x.dispose();
+    expect(tf.memory().numDataBuffers).toBe(buffers); // still held by the clone
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    y.dispose();
+    expect(tf.memory().numDataBuffers).toBe(buffers - 1);
+  });
+
+  it('shiftAppend (one wasm kernel) equals slice, zeroing and concat', () => {
+    const buf = tf.randomNormal([3, 2, 4, 5], 0, 1, 'float32', 4);
+    const fresh = tf.randomNormal([3, 2, 5], 0, 1, 'float32', 5);
+    const keep = tf.tensor1d([1, 0, 0.5]);
+    const want = tf.concat([tf.mul(tf.slice(buf, [0, 0, 1, 0], [3, 2, 3, 5]), tf.reshape(keep, [3, 1, 1, 1])), tf.expandDims(fresh, 2)], 2);
+    expect(maxDiff(shiftAppend(buf, fresh, keep), want)).toBe(0);
+    // Under gradient recording it falls back to differentiable ops.
+    const g = tf.grad((b: tf.Tensor) => tf.sum(shiftAppend(b, fresh, keep)))(buf);
+    expect(Array.from(g.dataSync().slice(0, 5))).toEqual([0, 0, 0, 0, 0]);
+    expect(g.dataSync()[5]).toBe(1);
+  });
+
+  it('the step form follows weight reassignments (its fused-weight cache is invalidated)', () => {
+    const layer = new HqltLayer(base, makeRng(9));
+    const x = tf.randomNormal([2, layer.dim], 0, 1, 'float32', 6) as tf.Tensor2D;
+    const e = tf.zeros([2]) as tf.Tensor1D;
+    const init = layer.initialState(2);
+    const run = () => {
+      const r = layer.step(x, init, e);
+      const y = Array.from(r.y.dataSync());
+      tf.dispose([r.y, ...Object.values(r.state)]);
+      return y;
+    };
+    const before = run();
+    expect(run()).toEqual(before);
+    const q = layer.namedWeights().find((w) => w.name === 'q_proj.weight')!.variable;
+    q.assign(tf.mul(q, 2));
+    const after = run();
+    const fresh = new HqltLayer(base, makeRng(9));
+    const fq = fresh.namedWeights().find((w) => w.name === 'q_proj.weight')!.variable;
+    fq.assign(tf.mul(fq, 2));
+    const r = fresh.step(x, init, e);
+    expect(after).toEqual(Array.from(r.y.dataSync()));
+    expect(after).not.toEqual(before);
+    tf.dispose([x, e, r.y, ...Object.values(r.state), ...Object.values(init)]);
+    layer.dispose();
+    fresh.dispose();
   });
 });

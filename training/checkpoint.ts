@@ -11,8 +11,8 @@
  * the envs by re-seeding and replaying the action log, so a resumed run continues bit for bit on the same backend.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { RecurrentAgent } from '../agents/agent.js';
 import { decodeSafetensors, encodeSafetensors, type FloatTensor } from '../memory/safetensors.js';
 import { assignWeights, weightsToTensors } from '../memory/weights.js';
@@ -103,7 +103,20 @@ function corrupt(dir: string, why: string): Error {
   );
 }
 
+/**
+ * A crash between the two renames of `saveCheckpoint` leaves the previous checkpoint under its `.old-<pid>` name;
+ * put it back so the last good checkpoint stays usable.
+ */
+function recoverSwap(dir: string): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  const prefix = `${basename(dir)}.old-`;
+  const old = existsSync(parent) ? readdirSync(parent).filter((f) => f.startsWith(prefix)) : [];
+  if (old.length > 0) renameSync(join(parent, old.sort().at(-1)!), dir);
+}
+
 function readTrainerJson(dir: string): TrainerJson {
+  recoverSwap(dir);
   const path = join(dir, 'trainer.json');
   if (!existsSync(dir)) throw new Error(`No checkpoint in ${dir}: train with --checkpoint-every or let a run finish first.`);
   if (!existsSync(path)) throw corrupt(dir, 'trainer.json is missing');

@@ -3,8 +3,9 @@
  * and on screen (a live progress bar on a TTY, plain log lines otherwise).
  */
 import cliProgress from 'cli-progress';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from './files.js';
 import type { UpdateMetrics } from './ppo.js';
 
 export const METRIC_COLUMNS = [
@@ -44,8 +45,8 @@ export class MetricsLog {
     this.jsonlPath = join(dir, 'metrics.jsonl');
     this.csvPath = join(dir, 'metrics.csv');
     const kept = keepUpTo > 0 ? readMetrics(this.jsonlPath).filter((m) => m.update <= keepUpTo) : [];
-    writeFileSync(this.jsonlPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
-    writeFileSync(this.csvPath, csvLine([...METRIC_COLUMNS]) + kept.map((m) => csvLine(METRIC_COLUMNS.map((k) => m[k]))).join(''));
+    writeFileAtomicSync(this.jsonlPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+    writeFileAtomicSync(this.csvPath, csvLine([...METRIC_COLUMNS]) + kept.map((m) => csvLine(METRIC_COLUMNS.map((k) => m[k]))).join(''));
   }
 
   append(m: UpdateMetrics): void {

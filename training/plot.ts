@@ -1,47 +1,28 @@
 /** Learning-curve charts: metrics.jsonl of one or more runs rendered to SVG with vega-lite (no browser needed). */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { readMetrics } from './metrics.js';
 
 export interface PlotOptions {
-  /** Metric on the x axis (default: env steps). */
+  /** Metric on the x axis (default: env steps so far). */
   x?: string;
   /** Metrics on the y axis, one panel each. */
   y?: string[];
   title?: string;
 }
 
-/** Reads a run's metrics.jsonl into rows; a clear error when the run has none. */
-export async function readMetrics(runDir: string): Promise<Record<string, unknown>[]> {
-  const file = join(runDir, 'metrics.jsonl');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new Error(`No metrics at ${file}: pass a run folder written by 'hqlt train' (e.g. runs/<name>).`);
-  }
-  const rows: Record<string, unknown>[] = [];
-  for (const [i, line] of text.split('\n').entries()) {
-    if (!line.trim()) continue;
-    try {
-      rows.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // A run killed mid-write leaves at most one partial last line; skip it rather than refuse the plot.
-      if (i < text.split('\n').length - 2) throw new Error(`${file}: line ${i + 1} is not valid JSON.`);
-    }
-  }
-  return rows;
-}
-
 /** Renders the learning curves of several runs (one colour per run, one panel per y metric) as an SVG string. */
 export async function plotRuns(runDirs: string[], options: PlotOptions = {}): Promise<string> {
   if (runDirs.length === 0) throw new Error('Give at least one run folder to plot.');
-  const x = options.x ?? 'envSteps';
-  const ys = options.y ?? ['episodeReturnMean'];
+  const x = options.x ?? 'globalStep';
+  const ys = options.y ?? ['returnMean'];
   const values: Record<string, unknown>[] = [];
   for (const dir of runDirs) {
-    const rows = await readMetrics(dir);
+    const file = join(dir, 'metrics.jsonl');
+    if (!existsSync(file)) throw new Error(`No metrics at ${file}: pass a run folder written by 'hqlt train' (e.g. runs/<name>).`);
+    const rows = readMetrics(file) as unknown as Record<string, unknown>[];
     const run = basename(resolve(dir));
     for (const y of ys) {
       if (rows.length && !rows.some((r) => typeof r[y] === 'number'))

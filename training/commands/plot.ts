@@ -8,8 +8,8 @@ export function registerPlot(program: Command): void {
     .command('plot')
     .description('write an SVG learning-curve chart of one or more runs')
     .argument('<runs...>', 'run folders (runs/<name>)')
-    .option('--x <metric>', 'x-axis metric', 'envSteps')
-    .option('--y <metrics>', 'comma-separated y-axis metrics', 'episodeReturnMean')
+    .option('--x <metric>', 'x-axis metric', 'globalStep')
+    .option('--y <metrics>', 'comma-separated y-axis metrics', 'returnMean')
     .option('--out <file>', 'output SVG (default: <first run>/curves.svg)')
     .action(async (runs: string[], opts: { x: string; y: string; out?: string }) => {
       const svg = await plotRuns(runs, { x: opts.x, y: opts.y.split(',').map((s) => s.trim()) });

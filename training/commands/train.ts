@@ -3,7 +3,8 @@
  * checkpoints to `<out>/<name>/checkpoint/` (every N updates, at the end, and on Ctrl-C), `--resume` to continue.
  */
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomicSync } from '../files.js';
 import { basename, dirname, join } from 'node:path';
 import { RecurrentAgent } from '../../agents/agent.js';
 import '../../envs/index.js';
@@ -73,7 +74,7 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
       await trainer.restore(ckpt.snapshot);
     } else {
       mkdirSync(runDir, { recursive: true });
-      writeFileSync(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+      writeFileAtomicSync(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
       await trainer.start(config.seed);
     }
     const log = new MetricsLog(runDir, trainer.update);
