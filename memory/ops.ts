@@ -53,10 +53,40 @@ export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.T
 /** RMSNorm over the last axis with a learned scale (eps inside the square root, as PyTorch's RMSNorm). */
 export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D, eps = 1e-5): tf.Tensor<R> {
   return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as tf.Tensor<R>;
+    if (!recording()) return tf.mul(normalised(x, eps), weight) as tf.Tensor<R>;
+    let fn = rmsNormGrads.get(eps);
+    if (!fn) rmsNormGrads.set(eps, (fn = rmsNormWithGrad(eps)));
+    const d = x.shape[x.rank - 1]!;
+    return tf.reshape(fn(tf.reshape(x, [-1, d]) as tf.Tensor2D, weight), x.shape) as tf.Tensor<R>;
   });
 }
+
+const normalised = (x: tf.Tensor, eps: number) => tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+
+/**
+ * RMSNorm of x [N, D] with a hand-written gradient: dx = r (g − x̂ mean(g x̂)) with g = dy w, x̂ = x r, and
+ * dw = Σ_rows dy x̂ as a 1-row matMul (autodiff's broadcast gradients reduce over rows, slow on wasm).
+ */
+function rmsNormWithGrad(eps: number): (x: tf.Tensor2D, w: tf.Tensor1D) => tf.Tensor2D {
+  return tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, w, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps));
+    const xhat = tf.mul(x, r);
+    save([xhat, r, w]);
+    return {
+      value: tf.mul(xhat, w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, rs, ws] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const g = tf.mul(dy, ws);
+        const dx = tf.mul(rs, tf.sub(g, tf.mul(xh, tf.mean(tf.mul(g, xh), -1, true))));
+        const dw = tf.reshape(tf.matMul(tf.ones([1, xh.shape[0]]), tf.mul(dy, xh)), ws.shape);
+        return [dx, dw];
+      },
+    };
+  }) as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor1D) => tf.Tensor2D;
+}
+
+const rmsNormGrads = new Map<number, (x: tf.Tensor2D, w: tf.Tensor1D) => tf.Tensor2D>();
 
 /**
  * Batched matMul a [N, M, K] @ b [N, K, P] → [N, M, P]. On wasm, BatchMatMul is a naive loop (~2 GFLOP/s); a

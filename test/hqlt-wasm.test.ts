@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
-import { bmm, installFastWasmSlice, shiftAppend } from '../memory/ops.js';
+import { bmm, installFastWasmSlice, shiftAppend, transpose2d } from '../memory/ops.js';
 import { makeRng } from '../memory/random.js';
 
 // The default backend has its own kernels (batched products as depthwise convolutions, in-place slices): check the
@@ -107,6 +107,14 @@ describe('HqltLayer on wasm', () => {
     );
     expect(tf.unstack(x, 1)[2]!.arraySync()).toEqual([0, 1, 2].map((i) => [0, 1, 2, 3, 4].map((k) => i * 20 + 10 + k)));
     expect(tf.split(x, [1, 4], 2)[1]!.arraySync()).toEqual([0, 1, 2].map((i) => [0, 1, 2, 3].map((j) => [1, 2, 3, 4].map((k) => i * 20 + j * 5 + k))));
+  });
+
+  it('transpose2d (a rank-3 transpose on wasm) equals the plain transpose', () => {
+    for (const [n, m] of [[5, 8], [3, 6], [4, 7]]) {
+      const a = tf.randomNormal([n!, m!], 0, 1, 'float32', n! * m!);
+      expect(transpose2d(a).shape).toEqual([m, n]);
+      expect(maxDiff(transpose2d(a), tf.transpose(a))).toBe(0);
+    }
   });
 
   it('copy-free clones keep their values after the original is disposed', () => {

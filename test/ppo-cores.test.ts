@@ -22,7 +22,7 @@ describe('PPO with registry cores', () => {
     it(`${core.type}: evaluate() over stored-state sequences reproduces the rollout's log-probs and values`, async () => {
       const [N, T, L] = [3, 24, 8];
       const cfg = parseTrainConfig({ env: 'popgym-RepeatPreviousEasy-v0', core, numEnvs: N, rollout: T, seqLen: L, minibatches: 2 });
-      const { agent, env } = buildAgent(cfg);
+      const { agent, env } = await buildAgent(cfg);
       const trainer = new PpoTrainer(agent, env, ppoSettings(cfg), 1);
       await trainer.start(1);
       await trainer.iterate(); // so the next rollout starts from a carried, non-zero state

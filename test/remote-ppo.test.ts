@@ -1,5 +1,10 @@
 /** End to end: recurrent PPO trains on a Python env served over ZeroMQ, through RemoteVectorEnv. */
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTraining } from '../training/commands/train.js';
+import { parseTrainConfig } from '../training/config.js';
 import { RecurrentAgent } from '../agents/agent.js';
 import { RemoteVectorEnv } from '../envs/remote/index.js';
 import { initBackend } from '../memory/backend.js';
@@ -8,10 +13,14 @@ import { ElmanCore } from './ppo-fixtures.js';
 import { findPython, ipcEndpoint, startServer, type ChildServer } from './fixtures/remote-helpers.js';
 
 let server: ChildServer | undefined;
+const others: ChildServer[] = [];
 beforeAll(async () => {
   await initBackend('wasm');
 });
-afterAll(() => server?.kill());
+afterAll(() => {
+  server?.kill();
+  for (const s of others) s.kill();
+});
 
 const settings: PpoSettings = {
   numEnvs: 8,
@@ -53,5 +62,34 @@ describe('PPO on a remote env', () => {
     trainer.dispose();
     agent.dispose();
     await env.close();
+  });
+});
+
+describe('hqlt train --env remote:...', () => {
+  const serveCue = async (name: string) => {
+    const s = await startServer(findPython(), [
+      'envs/remote/hqlt_env_server.py', '--entry-point', 'test/fixtures/cue_env.py:CueEnv', '--num-envs', '4', '--bind', ipcEndpoint(name),
+    ]);
+    others.push(s);
+    return s;
+  };
+
+  it('trains through the same runTraining path as a local env, writing metrics and a checkpoint', async () => {
+    const s = await serveCue('cue-cli');
+    const out = mkdtempSync(join(tmpdir(), 'hqlt-remote-train-'));
+    const config = parseTrainConfig({
+      env: `remote:${s.endpoint}`, numEnvs: 4, rollout: 16, seqLen: 8, minibatches: 2, steps: 192,
+      core: { type: 'gru', dim: 16, layers: 1 }, backend: 'wasm', out, name: 'remote',
+    });
+    const { runDir, metrics } = await runTraining(config, { progress: 'none' });
+    expect(metrics).toHaveLength(3);
+    expect(metrics.every((m) => Number.isFinite(m.policyLoss))).toBe(true);
+    expect(existsSync(join(runDir, 'checkpoint', 'trainer.json'))).toBe(true);
+  });
+
+  it('says how many envs the servers host when --num-envs disagrees', async () => {
+    const s = await serveCue('cue-mismatch');
+    const config = parseTrainConfig({ env: `remote:${s.endpoint}`, numEnvs: 8, backend: 'wasm', out: tmpdir(), name: 'x' });
+    await expect(runTraining(config, { progress: 'none' })).rejects.toThrow(/serves 4 envs in all.*--num-envs 4/);
   });
 });

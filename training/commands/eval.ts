@@ -14,6 +14,7 @@ import { disposeState } from '../../memory/state.js';
 import { loadCheckpoint, readCheckpointConfig } from '../checkpoint.js';
 import { EpisodeTracker } from '../rollout.js';
 import { backendOption } from './options.js';
+import { isRemoteEnvId } from '../../envs/remote/index.js';
 import { buildAgent } from './train.js';
 
 export interface EvalOptions {
@@ -41,6 +42,7 @@ export interface EvalResult {
 
 /** The success threshold for an env: see the module comment. */
 export function successThreshold(envId: string, kwargs: Record<string, unknown>): { threshold: number; rule: string } {
+  if (isRemoteEnvId(envId)) return { threshold: Number.MIN_VALUE, rule: 'return > 0 (a remote env declares no optimal return)' };
   const env: Env = make(envId, kwargs);
   const bounds = (env.unwrapped as { returnBounds?: { optimal?: number } }).returnBounds;
   env.close();
@@ -57,8 +59,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   if (!Number.isInteger(episodes) || episodes <= 0) throw new Error(`--episodes must be a positive integer, got ${episodes}.`);
   const { config } = readCheckpointConfig(opts.run);
   await initBackend(opts.backend ?? config.backend);
-  const numEnvs = Math.min(opts.numEnvs ?? config.numEnvs, episodes);
-  const { agent, env } = buildAgent(config, numEnvs);
+  // Remote servers host a fixed number of envs; local ones can shrink to the episode count.
+  const numEnvs = isRemoteEnvId(config.env) ? config.numEnvs : Math.min(opts.numEnvs ?? config.numEnvs, episodes);
+  const { agent, env } = await buildAgent(config, numEnvs);
   try {
     loadCheckpoint(opts.run, agent);
     const seed = opts.seed ?? config.seed + 10007;

@@ -7,10 +7,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { writeFileAtomicSync } from '../files.js';
 import { basename, dirname, join } from 'node:path';
 import { RecurrentAgent } from '../../agents/agent.js';
-import '../../envs/index.js';
-import '../../envs/tasks/register.js';
-import '../../envs/popgym/register-control.js';
-import { SyncVectorEnv } from '../../envs/vector.js';
+import { SyncVectorEnv, type VectorEnv } from '../../envs/index.js';
+import { isRemoteEnvId, makeRemoteVectorEnv } from '../../envs/remote/index.js';
 import { initBackend } from '../../memory/backend.js';
 import { deriveSeed } from '../../memory/random.js';
 import { createCore, coreTypes } from '../../memory/registry.js';
@@ -22,12 +20,26 @@ import { backendOption } from './options.js';
 
 export interface BuiltAgent {
   agent: RecurrentAgent;
-  env: SyncVectorEnv;
+  env: VectorEnv;
+}
+
+/**
+ * The vector env a config names: a registered id run in-process, or `remote:<endpoint>[,<endpoint>...]` served
+ * over ZeroMQ (`hqlt serve` or the Python server), whose servers decide how many envs there are.
+ */
+export async function makeVectorEnv(config: TrainConfig, numEnvs = config.numEnvs): Promise<VectorEnv> {
+  if (!isRemoteEnvId(config.env)) return new SyncVectorEnv({ id: config.env, kwargs: config.envKwargs, numEnvs });
+  const env = await makeRemoteVectorEnv(config.env);
+  if (env.numEnvs !== numEnvs) {
+    await env.close();
+    throw new Error(`${config.env} serves ${env.numEnvs} envs in all, but the config asks for ${numEnvs}: pass --num-envs ${env.numEnvs}.`);
+  }
+  return env;
 }
 
 /** The vector env and agent a config describes (weights from the config's seed). */
-export function buildAgent(config: TrainConfig, numEnvs = config.numEnvs): BuiltAgent {
-  const env = new SyncVectorEnv({ id: config.env, kwargs: config.envKwargs, numEnvs });
+export async function buildAgent(config: TrainConfig, numEnvs = config.numEnvs): Promise<BuiltAgent> {
+  const env = await makeVectorEnv(config, numEnvs);
   const core = createCore(config.core, deriveSeed(config.seed, 'core'));
   const agent = new RecurrentAgent(core, env.singleObservationSpace, env.singleActionSpace, {
     seed: config.seed,
@@ -60,7 +72,7 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
   if (!opts.resume && existsSync(checkpointDir(runDir))) {
     throw new Error(`${runDir} already holds a run. Continue it with --resume ${runDir}, or pick another --name.`);
   }
-  const { agent, env } = buildAgent(config);
+  const { agent, env } = await buildAgent(config);
   const trainer = new PpoTrainer(agent, env, ppoSettings(config), config.seed);
   const total = totalUpdates(config);
   const metrics: UpdateMetrics[] = [];
