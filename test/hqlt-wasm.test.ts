@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
-import { bmm, installFastWasmSlice, shiftAppend, transpose2d } from '../memory/ops.js';
+import { bmm, installFastWasmSlice, rmsNorm, shiftAppend, transpose2d } from '../memory/ops.js';
 import { makeRng } from '../memory/random.js';
 
 // The default backend has its own kernels (batched products as depthwise convolutions, in-place slices): check the
@@ -115,6 +115,19 @@ describe('HqltLayer on wasm', () => {
       expect(transpose2d(a).shape).toEqual([m, n]);
       expect(maxDiff(transpose2d(a), tf.transpose(a))).toBe(0);
     }
+  });
+
+  it("rmsNorm's hand-written gradient equals autodiff of its formula", () => {
+    const x = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 11);
+    const w = tf.randomNormal([8], 1, 0.3, 'float32', 12);
+    const dy = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 13);
+    const plain = (a: tf.Tensor, b: tf.Tensor) => tf.mul(tf.mul(a, tf.rsqrt(tf.add(tf.mean(tf.square(a), -1, true), 1e-5))), b);
+    const grads = (f: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor) => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, b), dy)))([x, w]);
+    const [dx, dw] = grads((a, b) => rmsNorm(a, b as tf.Tensor1D));
+    const [rx, rw] = grads(plain);
+    expect(maxDiff(rmsNorm(x, w as tf.Tensor1D), plain(x, w))).toBeLessThan(1e-6);
+    expect(maxDiff(dx!, rx!)).toBeLessThan(1e-5);
+    expect(maxDiff(dw!, rw!)).toBeLessThan(1e-5);
   });
 
   it('copy-free clones keep their values after the original is disposed', () => {

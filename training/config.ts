@@ -5,24 +5,29 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../memory/backend.js';
-import { resolveCoreConfig } from '../memory/registry.js';
+import { CORE_PRESETS, resolveCoreConfig } from '../memory/registry.js';
 import type { PpoSettings } from './ppo.js';
 
 const posInt = z.number().int().positive();
 
 /**
- * The default core of a type: small and single-layer, so `hqlt train` with no flags learns the default task in
- * about a minute on 2 cores (HQLT: width 32, 2 heads, an 8-step KV window). Other fields: the registry's defaults.
+ * The default core of a type (or preset): small and single-layer, so `hqlt train` with no flags learns the default
+ * task in a couple of minutes on 2 cores (HQLT: width 32, 2 heads, an 8-step KV window). Other fields: the
+ * registry's defaults.
  */
 export function defaultCore(type: string): Record<string, unknown> & { type: string } {
-  return type === 'hqlt' ? { type, dim: 32, layers: 1, heads: 2, window: 8 } : { type, dim: 32, layers: 1 };
+  const base: string = type in CORE_PRESETS ? CORE_PRESETS[type as keyof typeof CORE_PRESETS].type : type;
+  const small = { type, dim: 32, layers: 1 };
+  if (base === 'hqlt' || base === 'window-attention') return { ...small, heads: 2, window: 8 };
+  if (base === 'deltanet' || base === 'linear-attention' || base === 'transformer') return { ...small, heads: 2 };
+  return small;
 }
 const unit = z.number().min(0).max(1);
 
 export const TrainConfigSchema = z
   .object({
     /** A registered env id. */
-    env: z.string().default('PassiveTMazeShort-v0'),
+    env: z.string().default('popgym-RepeatPreviousEasy-v0'),
     envKwargs: z.record(z.unknown()).default({}),
     /** A memory-core config (see memory/registry.ts); fields the type does not know are rejected there. */
     core: z.object({ type: z.string() }).passthrough().default(() => defaultCore('hqlt')),
@@ -30,10 +35,10 @@ export const TrainConfigSchema = z
     previousAction: z.boolean().default(true),
     seed: z.number().int().nonnegative().default(1),
     /** Total env steps (rounded up to whole rollouts). */
-    steps: posInt.default(20_480),
-    numEnvs: posInt.default(8),
-    rollout: posInt.default(32),
-    seqLen: posInt.default(8),
+    steps: posInt.default(163_840),
+    numEnvs: posInt.default(16),
+    rollout: posInt.default(64),
+    seqLen: posInt.default(16),
     epochs: posInt.default(4),
     minibatches: posInt.default(4),
     lr: z.number().positive().default(2e-3),

@@ -11,7 +11,7 @@ import { SyncVectorEnv, type VectorEnv } from '../../envs/index.js';
 import { isRemoteEnvId, makeRemoteVectorEnv } from '../../envs/remote/index.js';
 import { initBackend } from '../../memory/backend.js';
 import { deriveSeed } from '../../memory/random.js';
-import { createCore, coreTypes } from '../../memory/registry.js';
+import { coreTypes, createCore, resolveCoreConfig } from '../../memory/registry.js';
 import { checkpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../checkpoint.js';
 import { mergeConfigs, parseTrainConfig, ppoSettings, readConfigFile, totalUpdates, type TrainConfig, type TrainConfigInput } from '../config.js';
 import { MetricsLog, Progress } from '../metrics.js';
@@ -203,37 +203,39 @@ export function resolveTrainConfig(f: TrainFlags): { config: TrainConfig; resume
 }
 
 export function registerTrain(program: Command): void {
+  const D = parseTrainConfig({}); // the defaults, so the help text cannot drift from the schema
   program
     .command('train')
     .description('train a recurrent PPO agent with a memory core on a POMDP')
-    .option('--env <id>', 'registered env id (default PassiveTMazeShort-v0)')
+    .option('--env <id>', `registered env id, or remote:<endpoint>[,...] (default ${D.env})`)
     .option('--core <type>', `memory core: ${coreTypes().join(', ')} (default hqlt)`)
     .option('--blend <blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)')
     .option('--mixing <mixing>', 'HQLT mixing (sum, scalar, vector)')
-    .option('--steps <n>', 'total env steps (default 20480)', int('steps'))
-    .option('--seed <n>', 'seed of everything random (default 1)', int('seed'))
-    .option('--num-envs <n>', 'parallel envs (default 8)', int('num-envs'))
-    .option('--rollout <n>', 'steps per env per rollout (default 32)', int('rollout'))
-    .option('--seq-len <n>', 'BPTT sequence length, divides --rollout (default 8)', int('seq-len'))
-    .option('--epochs <n>', 'PPO epochs per rollout (default 4)', int('epochs'))
-    .option('--minibatches <n>', 'minibatches per epoch (default 4)', int('minibatches'))
-    .option('--lr <x>', 'Adam learning rate, annealed linearly to 0 (default 2e-3)', num('lr'))
-    .option('--dim <n>', 'core width (default 32)', int('dim'))
-    .option('--layers <n>', 'core layers (default 1)', int('layers'))
-    .option('--heads <n>', 'attention heads (default 2 for hqlt)', int('heads'))
-    .option('--window <n>', 'HQLT KV-memory window (default 8)', int('window'))
+    .option('--steps <n>', `total env steps (default ${D.steps})`, int('steps'))
+    .option('--seed <n>', `seed of everything random (default ${D.seed})`, int('seed'))
+    .option('--num-envs <n>', `parallel envs (default ${D.numEnvs})`, int('num-envs'))
+    .option('--rollout <n>', `steps per env per rollout (default ${D.rollout})`, int('rollout'))
+    .option('--seq-len <n>', `BPTT sequence length, divides --rollout (default ${D.seqLen})`, int('seq-len'))
+    .option('--epochs <n>', `PPO epochs per rollout (default ${D.epochs})`, int('epochs'))
+    .option('--minibatches <n>', `minibatches per epoch (default ${D.minibatches})`, int('minibatches'))
+    .option('--lr <x>', `Adam learning rate, annealed linearly to 0 (default ${D.lr})`, num('lr'))
+    .option('--dim <n>', `core width (default ${D.core.dim})`, int('dim'))
+    .option('--layers <n>', `core layers (default ${D.core.layers})`, int('layers'))
+    .option('--heads <n>', `attention heads (default ${D.core.heads} for hqlt)`, int('heads'))
+    .option('--window <n>', `HQLT KV-memory window (default ${D.core.window})`, int('window'))
     .option('--no-previous-action', 'do not feed the previous action and first-step flag to the agent')
     .addOption(backendOption())
     .option('--name <name>', 'run name (default <env>-<core>-s<seed>)')
-    .option('--out <dir>', 'runs folder (default runs)')
+    .option('--out <dir>', `runs folder (default ${D.out})`)
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--print-config', 'print the resolved config and exit')
     .option('--resume <runDir>', 'continue a run from its checkpoint, e.g. runs/<name>')
-    .addOption(new Option('--checkpoint-every <n>', 'checkpoint every N updates (0: only at the end; default 10)').argParser(int('checkpoint-every')))
+    .addOption(new Option('--checkpoint-every <n>', `checkpoint every N updates (0: only at the end; default ${D.checkpointEvery})`).argParser(int('checkpoint-every')))
     .action(async (flags: TrainFlags) => {
       const { config, resume } = resolveTrainConfig(flags);
       if (flags.printConfig) {
-        console.log(JSON.stringify(config, null, 2));
+        // The core as the registry completes it, so every effective setting shows.
+        console.log(JSON.stringify({ ...config, core: resolveCoreConfig(config.core) }, null, 2));
         return;
       }
       const controller = new AbortController();
