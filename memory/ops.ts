@@ -141,6 +141,10 @@ function wasmSlice(backend: WasmBackendView, x: tf.TensorInfo, begin: number[], 
   // Views only after makeOutput: allocating may grow (and detach) the heap.
   const src = backend.typedArrayFromHeap(x);
   const dst = backend.typedArrayFromHeap(out);
+  // Runs are copied with copyWithin on one view of the whole heap: a subarray view per run costs more than the copy.
+  const heap = new (src.constructor as Float32ArrayConstructor)(src.buffer);
+  const srcBase = src.byteOffset / src.BYTES_PER_ELEMENT;
+  const dstBase = dst.byteOffset / dst.BYTES_PER_ELEMENT;
   const shape = x.shape;
   // Trailing axes taken whole, plus the last partial axis d, form contiguous runs.
   let d = shape.length - 1;
@@ -157,7 +161,7 @@ function wasmSlice(backend: WasmBackendView, x: tf.TensorInfo, begin: number[], 
   for (let r = 0; r < runs; r++) {
     let offset = begin[d]! * strides[d]!;
     for (let i = 0; i < d; i++) offset += idx[i]! * strides[i]!;
-    dst.set(src.subarray(offset, offset + run), r * run);
+    heap.copyWithin(dstBase + r * run, srcBase + offset, srcBase + offset + run);
     for (let i = d - 1; i >= 0; i--) {
       if (++idx[i]! < begin[i]! + size[i]!) break;
       idx[i] = begin[i]!;
