@@ -167,8 +167,45 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   require('@tensorflow/tfjs-backend-webgpu');
   tf.env().set('WEBGPU_CPU_FORWARD', false);
   try {
-    return await tf.setBackend('webgpu');
+    if (!(await tf.setBackend('webgpu'))) return false;
   } catch {
     return false;
   }
+  const device = (tf.backend() as unknown as { device: { limits: { maxStorageBuffersPerShaderStage: number } } }).device;
+  chunkAddN(device.limits.maxStorageBuffersPerShaderStage - 2);
+  return true;
+}
+
+/**
+ * tfjs' WebGPU AddN binds every input as a storage buffer; past the device's limit (16 on Mesa's software adapter)
+ * the pipeline is invalid and the GPU work is silently dropped. Gradient accumulation of a tensor used in many
+ * places makes such AddNs, so split them into chunks the device can bind.
+ */
+function chunkAddN(maxInputs: number): void {
+  const original = tf.getKernel('AddN', 'webgpu');
+  if (!original || (original as { chunked?: boolean }).chunked) return;
+  const addN = original.kernelFunc;
+  tf.unregisterKernel('AddN', 'webgpu');
+  tf.registerKernel({
+    kernelName: 'AddN',
+    backendName: 'webgpu',
+    kernelFunc: (args) => {
+      let inputs = args.inputs as unknown as tf.TensorInfo[];
+      const backend = args.backend as { disposeData(id: object): void };
+      const partials: tf.TensorInfo[] = [];
+      while (inputs.length > maxInputs) {
+        const sums: tf.TensorInfo[] = [];
+        for (let i = 0; i < inputs.length; i += maxInputs) {
+          const chunk = inputs.slice(i, i + maxInputs);
+          sums.push(chunk.length === 1 ? chunk[0] : (addN({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo));
+        }
+        partials.push(...sums.filter((t) => !inputs.includes(t)));
+        inputs = sums;
+      }
+      const out = addN({ ...args, inputs: inputs as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
+      for (const t of partials) backend.disposeData(t.dataId);
+      return out;
+    },
+    ...({ chunked: true } as object),
+  } as tf.KernelConfig);
 }

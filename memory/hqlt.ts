@@ -138,14 +138,17 @@ export class HqltLayer implements MixerLayer {
       const dist = tf.sub(S - 1, tf.range(0, S));
       const rope = o.rope && this.hasKv ? ropeTables(dist, K).map((t) => tf.mul(t, 1 / Math.sqrt(K))) : null;
       // swap[i, j] = 1 where i = j ± K/2 in the same head: q @ swap swaps each head's halves (rotate-half).
-      const half = tf.oneHot(tf.range(0, H * K, 1, 'int32').add(tf.tensor1d(Array.from({ length: H * K }, (_, j) => ((j % K) < K / 2 ? K / 2 : -K / 2)), 'int32')), H * K);
+      const swap = new Float32Array(H * K * H * K);
+      for (let j = 0; j < H * K; j++) swap[(j % K < K / 2 ? j + K / 2 : j - K / 2) * H * K + j] = 1;
       const consts: StepConstants = {
         distHalf: tf.expandDims(tf.sub(dist, 0.5), 0) as tf.Tensor2D,
         rope: rope as [tf.Tensor2D, tf.Tensor2D] | null,
-        swap: rope ? (tf.cast(half, 'float32') as tf.Tensor2D) : null,
+        swap: rope ? tf.tensor2d(swap, [H * K, H * K]) : null,
       };
       return consts as unknown as tf.TensorContainer;
     }) as unknown as StepConstants;
+    // Built now rather than at the first step, so tensor counts stay flat from construction on.
+    if (!recording()) this.inputWeight();
   }
 
   private get usesBeta(): boolean {
@@ -260,8 +263,8 @@ export class HqltLayer implements MixerLayer {
     if (oFw && oKv) {
       if (o.mixing === 'sum') out = tf.add(oFw, oKv);
       else if (o.mixing === 'vector') {
-        const g = tf.reshape(mix!, oFw.shape);
-        out = tf.add(tf.mul(g, oFw), tf.mul(tf.sub(1, g), oKv));
+        // γ oFw + (1 − γ) oKv, in three ops.
+        out = tf.add(oKv, tf.mul(tf.reshape(mix!, oFw.shape), tf.sub(oFw, oKv)));
       } else {
         const [aFw, aKv] = tf.split(tf.expandDims(mix!, -1), 2, -2);
         out = tf.add(tf.mul(aFw!, oFw), tf.mul(aKv!, oKv));
@@ -281,9 +284,8 @@ export class HqltLayer implements MixerLayer {
       const { S, H, K, V } = this;
       const B = x.shape[0];
       const c = this.stepConst;
-      // Episode starts zero the state; the big tensors fold the flag into ops they need anyway.
+      // Episode starts zero the state (the KV buffers inside `shiftAppend`).
       const keep = tf.sub(1, episodeStart);
-      const keep4 = tf.reshape(keep, [B, 1, 1, 1]);
       const kept = (t: tf.Tensor) => tf.mul(t, tf.reshape(keep, [B, ...t.shape.slice(1).map(() => 1)]));
       const next: State = {};
       const pos = tf.mul(state.pos!, keep);
@@ -312,7 +314,7 @@ export class HqltLayer implements MixerLayer {
         next.values = shiftAppend(state.values!, v, keep);
         if (this.hasFw && o.blend === 'delayed-streaming') {
           // The pair leaving the window (zero until S steps of the episode have passed).
-          const leaving = (buf: tf.Tensor) => tf.reshape(tf.mul(tf.slice(buf, [0, 0, 0, 0], [B, H, 1, buf.shape[3]!]), keep4), [B, H, -1]);
+          const leaving = (buf: tf.Tensor) => tf.reshape(kept(tf.slice(buf, [0, 0, 0, 0], [B, H, 1, buf.shape[3]!])), [B, H, -1]);
           oldKey = leaving(state.keys!);
           oldValue = leaving(state.values!);
         }

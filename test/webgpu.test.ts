@@ -53,6 +53,15 @@ describe('webgpu backend (software adapter)', () => {
     computed.dispose();
   });
 
+  it('accumulates gradients of a tensor used in more places than the device can bind in one AddN', async () => {
+    // 40 uses make a 40-input AddN in the gradient: past Mesa's 16 storage buffers the pipeline is invalid and the
+    // work silently dropped, unless the backend splits it.
+    const x = tf.ones([3]);
+    const grad = tf.grad((v: tf.Tensor) => tf.addN(Array.from({ length: 40 }, (_, i) => tf.sum(tf.mul(v, i + 1)))))(x);
+    expect(Array.from(await grad.data())).toEqual([820, 820, 820]);
+    tf.dispose([x, grad]);
+  });
+
   it('matches the CPU backend: sequence form and gradients of an HQLT core to 1e-4', async () => {
     const gpu = await run();
     expect(maxAbsDiff(gpu.ys, reference.ys)).toBeLessThan(1e-4);
