@@ -61,9 +61,13 @@ async function ppoWeights(config: TrainConfig, updates: number): Promise<Float32
   return out;
 }
 
-function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
+/** The largest difference of any tensor, relative to that tensor's largest magnitude (floored at 1). */
+function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
   let d = 0;
-  a.forEach((x, i) => x.forEach((v, j) => (d = Math.max(d, Math.abs(v - b[i][j])))));
+  a.forEach((x, i) => {
+    const scale = Math.max(1, ...Array.from(b[i], Math.abs));
+    x.forEach((v, j) => (d = Math.max(d, Math.abs(v - b[i][j]) / scale)));
+  });
   return d;
 }
 
@@ -91,15 +95,21 @@ if (values.check) {
   for (const blend of BLENDS) reference.core.push(await coreOutputs(blend));
   await initBackend(values.backend);
   const check: Record<string, number> = {};
-  for (const [i, blend] of BLENDS.entries()) check[`core ${blend}: max |Δ| outputs+grads`] = maxAbsDiff(await coreOutputs(blend), reference.core[i]);
-  check['PPO: max |Δ| weights after 3 updates'] = maxAbsDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
+  for (const [i, blend] of BLENDS.entries()) {
+    const [ys, ...grads] = await coreOutputs(blend);
+    const [refYs, ...refGrads] = reference.core[i];
+    check[`core ${blend}: outputs, max |Δ|/max(1,|ref|)`] = maxRelDiff([ys], [refYs]);
+    check[`core ${blend}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
+  }
+  check['PPO: weights after 3 updates, max |Δ|/max(1,|ref|)'] = maxRelDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
   report.checkAgainstCpu = check;
   for (const [k, v] of Object.entries(check)) console.log(`${k}: ${v.toExponential(2)}`);
 }
 
 const info = await initBackend(values.backend);
 report.backend = info.active;
-const SIZES: Record<string, { batch: number; dim: number }> = { small: { batch: 64, dim: 256 }, batch10: { batch: 640, dim: 256 } };
+// `tiny` is a smoke test of the script itself (e.g. on a software adapter).
+const SIZES: Record<string, { batch: number; dim: number }> = { tiny: { batch: 2, dim: 32 }, small: { batch: 64, dim: 256 }, batch10: { batch: 640, dim: 256 } };
 const cores: Record<string, unknown> = {};
 for (const size of values.sizes!.split(',').filter(Boolean)) {
   const s = SIZES[size];

@@ -81,18 +81,26 @@ async function activate(name: Exclude<BackendName, 'auto'>, explicit: boolean): 
   }
 }
 
+/** The backend `initBackend` last activated. */
+let activeName: Exclude<BackendName, 'auto'> | undefined;
+
 /**
  * Selects and initialises the backend. The name comes from the argument, else `HQLT_BACKEND`, else `auto`.
  * Fails with an install hint when an explicitly requested backend is not available.
  */
 export async function initBackend(requested?: string): Promise<BackendInfo> {
   const name = parseBackendName(requested ?? process.env.HQLT_BACKEND ?? 'auto');
+  // Asking again for the backend in use changes nothing (and must not set up a second Dawn instance).
+  if (name !== 'auto' && name === activeName && tf.getBackend() === TF_NAME[name]) {
+    return { requested: name, active: tf.getBackend(), flags: backendFlags() };
+  }
   const order: Exclude<BackendName, 'auto'>[] =
     name === 'auto' ? ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] : [name];
   for (const candidate of order) {
     if (await activate(candidate, name !== 'auto')) {
       await tf.ready();
       if (candidate === 'wasm') installFastWasmSlice();
+      activeName = candidate;
       return { requested: name, active: tf.getBackend(), flags: backendFlags() };
     }
   }
