@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../memory/backend.js';
+import { initBackend, webgpuErrorCount } from '../memory/backend.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
 import { buildAgent } from '../training/commands/train.js';
@@ -109,15 +109,26 @@ if (values.check) {
 const info = await initBackend(values.backend);
 report.backend = info.active;
 // `tiny` is a smoke test of the script itself (e.g. on a software adapter).
-const SIZES: Record<string, { batch: number; dim: number }> = { tiny: { batch: 2, dim: 32 }, small: { batch: 64, dim: 256 }, batch10: { batch: 640, dim: 256 } };
+const SIZES: Record<string, { batch: number; dim: number }> = {
+  tiny: { batch: 2, dim: 32 },
+  small: { batch: 64, dim: 256 },
+  batch5: { batch: 320, dim: 256 },
+  batch10: { batch: 640, dim: 256 },
+};
 const cores: Record<string, unknown> = {};
 for (const size of values.sizes!.split(',').filter(Boolean)) {
   const s = SIZES[size];
   if (!s) throw new Error(`Unknown size '${size}' (${Object.keys(SIZES).join(', ')}).`);
-  cores[size] = await benchCores({
-    backend: values.backend, types: values.types!.split(','), batch: s.batch, seqLen: 256, dim: s.dim, layers: 2, heads: 4,
-    window: 64, steps: 20, warmup: 3, passes: 2, out: '',
-  });
+  for (const type of values.types!.split(',')) {
+    const errorsBefore = webgpuErrorCount();
+    const [result] = await benchCores({
+      backend: values.backend, types: [type], batch: s.batch, seqLen: 256, dim: s.dim, layers: 2, heads: 4,
+      window: 64, steps: 20, warmup: 3, passes: 2, out: '',
+    });
+    const gpuErrors = webgpuErrorCount() - errorsBefore;
+    if (gpuErrors > 0) console.log(`  ${type} at ${size}: ${gpuErrors} GPU errors (e.g. out of memory): timings invalid`);
+    ((cores[size] ??= []) as unknown[]).push({ ...s, ...result, gpuErrors, valid: gpuErrors === 0 });
+  }
 }
 report.cores = cores;
 

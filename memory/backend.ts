@@ -179,9 +179,24 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   } catch {
     return false;
   }
-  const device = (tf.backend() as unknown as { device: { limits: { maxStorageBuffersPerShaderStage: number } } }).device;
+  const device = (tf.backend() as unknown as { device: WebgpuDevice }).device;
   chunkAddN(device.limits.maxStorageBuffersPerShaderStage - 2);
+  // WebGPU reports failed GPU work (out of memory, invalid pipelines) only through this event, and the results are
+  // silently wrong; count them so benchmarks and tests can refuse such numbers.
+  device.addEventListener?.('uncapturederror', () => gpuErrors++);
   return true;
+}
+
+interface WebgpuDevice {
+  limits: { maxStorageBuffersPerShaderStage: number };
+  addEventListener?(type: 'uncapturederror', listener: () => void): void;
+}
+
+let gpuErrors = 0;
+
+/** How many GPU errors the WebGPU device has reported (0 on other backends); any means wrong results. */
+export function webgpuErrorCount(): number {
+  return gpuErrors;
 }
 
 /**
