@@ -13,7 +13,7 @@ import { deriveSeed, makeRng } from '../../memory/random.js';
 import { disposeState } from '../../memory/state.js';
 import { loadCheckpoint, readCheckpointConfig } from '../checkpoint.js';
 import { EpisodeTracker } from '../rollout.js';
-import { backendOption } from './options.js';
+import { backendOption, intArg, numberArg } from './options.js';
 import { isRemoteEnvId } from '../../envs/remote/index.js';
 import { buildAgent } from './train.js';
 
@@ -98,19 +98,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
 }
 
 export function registerEval(program: Command): void {
-  const int = (name: string) => (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got '${v}'.`);
-    return n;
-  };
   program
     .command('eval')
     .description('evaluate a trained run: mean ± std return and success rate over N episodes')
     .requiredOption('--run <runDir>', 'the run folder, e.g. runs/<name>')
-    .option('--episodes <n>', 'episodes to run (default 100)', int('episodes'))
+    .option('--episodes <n>', 'episodes to run (default 100)', intArg)
     .option('--deterministic', 'take the most likely action instead of sampling')
-    .option('--seed <n>', 'env and sampling seed (default: the run seed + 10007)', int('seed'))
-    .option('--num-envs <n>', 'parallel envs (default: the run’s)', int('num-envs'))
+    .option('--seed <n>', 'env and sampling seed (default: the run seed + 10007)', intArg)
+    .option('--num-envs <n>', 'parallel envs (default: the run’s)', intArg)
     .option('--success-threshold <x>', 'return counted as a success (default: 90% of the optimal return, else > 0)', Number)
     .addOption(backendOption())
     .option('--json', 'print the result as JSON')

@@ -1,8 +1,27 @@
 /** Options shared by several subcommands, defined once. */
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES } from '../../memory/backend.js';
 
 /** `--backend <name>`; falls back to HQLT_BACKEND, then auto. */
 export function backendOption(): Option {
   return new Option('--backend <name>', 'tensor backend (default: $HQLT_BACKEND or auto)').choices(BACKEND_NAMES);
+}
+
+/** Argument parsers for numeric flags: commander reports their message next to the flag and the bad value. */
+export function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('Expected an integer.');
+  return n;
+}
+
+export function positiveIntArg(v: string): number {
+  const n = intArg(v);
+  if (n < 1) throw new InvalidArgumentError('Expected a positive integer.');
+  return n;
+}
+
+export function numberArg(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
+  return n;
 }

@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { positiveIntArg } from './options.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { serveRegisteredEnv } from '../../envs/remote/server.js';
@@ -20,14 +21,14 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('serve N copies of a registered env over ZeroMQ (use it with --env remote:<endpoint>)')
     .requiredOption('--env <id>', 'registered env id (see `hqlt envs`)')
-    .option('--num-envs <n>', 'copies to host', positiveInt, 1)
+    .option('--num-envs <n>', 'copies to host', positiveIntArg, 1)
     .option('--bind <endpoint>', 'ZeroMQ endpoint; tcp://127.0.0.1:* picks a free port', 'tcp://127.0.0.1:5555')
     .option('--kwargs <json>', 'env kwargs as a JSON object', '{}')
     .addOption(
       new Option('--autoreset-mode <mode>', 'vector autoreset mode').choices(['next-step', 'same-step']).default('next-step'),
     )
     .option('--import <modules...>', 'modules to import first, e.g. ones that register more envs')
-    .option('--max-message-bytes <n>', 'reject larger requests', positiveInt, DEFAULT_MAX_MESSAGE_BYTES)
+    .option('--max-message-bytes <n>', 'reject larger requests', positiveIntArg, DEFAULT_MAX_MESSAGE_BYTES)
     .action(async (opts: ServeOpts) => {
       await import('../../envs/index.js'); // registers the built-in envs
       for (const m of opts.import ?? []) await import(m.startsWith('.') || m.startsWith('/') ? pathToFileURL(resolve(m)).href : m);
@@ -55,8 +56,3 @@ export function registerServe(program: Command): void {
     });
 }
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'.`);
-  return n;
-}

@@ -1,24 +1,19 @@
 import type { Command } from 'commander';
 import { toMarkdown } from '../results-table.js';
 import { ENV_PRESETS, expandEnvs, runSuite, suiteTable } from '../suite.js';
-import { backendOption } from './options.js';
+import { backendOption, intArg, positiveIntArg } from './options.js';
 
 interface SuiteFlags {
   envs: string;
   cores: string;
-  steps?: string;
-  seeds: string;
-  seed: string;
-  numEnvs?: string;
+  steps?: number;
+  seeds: number;
+  seed: number;
+  numEnvs?: number;
   backend?: string;
   out: string;
 }
 
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${flag} must be a positive integer, got '${value}'.`);
-  return n;
-}
 
 export function registerSuite(program: Command): void {
   program
@@ -26,22 +21,22 @@ export function registerSuite(program: Command): void {
     .description('train and evaluate every env × core pair; write a table of MMER (markdown + CSV), normalised per env')
     .option('--envs <list>', `env ids and presets (${Object.keys(ENV_PRESETS).join(', ')})`, 'memory')
     .option('--cores <list>', 'core types or presets, comma-separated', 'hqlt-sync,gru,mlp')
-    .option('--steps <n>', 'env steps per run (default: the train default)')
-    .option('--seeds <n>', 'seeds per pair', '3')
-    .option('--seed <n>', 'first seed', '1')
-    .option('--num-envs <n>', 'parallel envs per run')
+    .option('--steps <n>', 'env steps per run (default: the train default)', positiveIntArg)
+    .option('--seeds <n>', 'seeds per pair', positiveIntArg, 3)
+    .option('--seed <n>', 'first seed', intArg, 1)
+    .option('--num-envs <n>', 'parallel envs per run', positiveIntArg)
     .option('--out <dir>', 'folder for the runs and the table', 'runs/suite')
     .addOption(backendOption())
     .action(async (f: SuiteFlags) => {
       const envs = expandEnvs(f.envs);
       const cores = f.cores.split(',').map((s) => s.trim()).filter(Boolean);
       const base = {
-        seed: Number(f.seed),
-        ...(f.steps ? { steps: positiveInt('steps', f.steps) } : {}),
-        ...(f.numEnvs ? { numEnvs: positiveInt('num-envs', f.numEnvs) } : {}),
+        seed: f.seed,
+        ...(f.steps ? { steps: f.steps } : {}),
+        ...(f.numEnvs ? { numEnvs: f.numEnvs } : {}),
         ...(f.backend ? { backend: f.backend } : {}),
       };
-      const seeds = positiveInt('seeds', f.seeds);
+      const seeds = f.seeds;
       console.log(`suite: ${envs.length} env(s) × ${cores.length} core(s) × ${seeds} seed(s) → ${f.out}`);
       const { cells, files } = await runSuite({
         envs,

@@ -10,7 +10,7 @@ import { coreTypes } from '../../memory/registry.js';
 import { mergeConfigs, readConfigFile } from '../config.js';
 import { toMarkdown, writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
 import { resolveSupervisedConfig, trainSupervised, type SupervisedConfig, type TrainResult } from '../supervised.js';
-import { backendOption } from './options.js';
+import { backendOption, intArg, numberArg } from './options.js';
 
 export interface SupervisedFlags {
   core?: string;
@@ -35,16 +35,6 @@ export interface SupervisedFlags {
   resume?: boolean;
 }
 
-const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got '${v}'.`);
-  return n;
-};
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${v}'.`);
-  return n;
-};
 
 /** Adds the flags every supervised benchmark command takes. */
 export function addSupervisedOptions(cmd: Command): Command {
@@ -53,17 +43,17 @@ export function addSupervisedOptions(cmd: Command): Command {
     .option('--cores <list>', 'comma-separated cores to compare (one run each, then a results table)')
     .option('--blend <blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)')
     .option('--mixing <mixing>', 'HQLT mixing (sum, scalar, vector)')
-    .option('--seed <n>', 'seed of everything random (default 0)', int('seed'))
-    .option('--steps <n>', 'training steps', int('steps'))
-    .option('--batch <n>', 'sequences per batch', int('batch'))
-    .option('--lr <x>', 'peak Adam learning rate (warm-up, then cosine decay)', num('lr'))
-    .option('--dim <n>', 'core width', int('dim'))
-    .option('--layers <n>', 'core layers', int('layers'))
-    .option('--heads <n>', 'attention heads', int('heads'))
-    .option('--window <n>', 'KV-memory window (HQLT, window attention)', int('window'))
+    .option('--seed <n>', 'seed of everything random (default 0)', intArg)
+    .option('--steps <n>', 'training steps', intArg)
+    .option('--batch <n>', 'sequences per batch', intArg)
+    .option('--lr <x>', 'peak Adam learning rate (warm-up, then cosine decay)', numberArg)
+    .option('--dim <n>', 'core width', intArg)
+    .option('--layers <n>', 'core layers', intArg)
+    .option('--heads <n>', 'attention heads', intArg)
+    .option('--window <n>', 'KV-memory window (HQLT, window attention)', intArg)
     .option('--short-conv', 'short causal convolutions on q, k, v')
     .option('--no-short-conv', 'no short convolutions')
-    .option('--eval-every <n>', 'evaluate, log and checkpoint every N steps', int('eval-every'))
+    .option('--eval-every <n>', 'evaluate, log and checkpoint every N steps', intArg)
     .addOption(backendOption())
     .option('--out <dir>', 'runs folder', 'runs')
     .option('--name <name>', 'run name (default <task>-<core>-s<seed>; with --cores, the folder of the comparison)')

@@ -16,7 +16,7 @@ import { checkpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } f
 import { mergeConfigs, parseTrainConfig, ppoSettings, readConfigFile, totalUpdates, type TrainConfig, type TrainConfigInput } from '../config.js';
 import { MetricsLog, Progress } from '../metrics.js';
 import { PpoTrainer, type UpdateMetrics } from '../ppo.js';
-import { backendOption } from './options.js';
+import { backendOption, intArg, numberArg } from './options.js';
 
 export interface BuiltAgent {
   agent: RecurrentAgent;
@@ -144,16 +144,6 @@ interface TrainFlags {
   previousAction?: boolean;
 }
 
-const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got '${v}'.`);
-  return n;
-};
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${v}'.`);
-  return n;
-};
 
 /** Flags → a partial config (only the flags given). */
 function flagsToConfig(f: TrainFlags): TrainConfigInput {
@@ -211,18 +201,18 @@ export function registerTrain(program: Command): void {
     .option('--core <type>', `memory core: ${coreTypes().join(', ')} (default hqlt)`)
     .option('--blend <blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)')
     .option('--mixing <mixing>', 'HQLT mixing (sum, scalar, vector)')
-    .option('--steps <n>', `total env steps (default ${D.steps})`, int('steps'))
-    .option('--seed <n>', `seed of everything random (default ${D.seed})`, int('seed'))
-    .option('--num-envs <n>', `parallel envs (default ${D.numEnvs})`, int('num-envs'))
-    .option('--rollout <n>', `steps per env per rollout (default ${D.rollout})`, int('rollout'))
-    .option('--seq-len <n>', `BPTT sequence length, divides --rollout (default ${D.seqLen})`, int('seq-len'))
-    .option('--epochs <n>', `PPO epochs per rollout (default ${D.epochs})`, int('epochs'))
-    .option('--minibatches <n>', `minibatches per epoch (default ${D.minibatches})`, int('minibatches'))
-    .option('--lr <x>', `Adam learning rate, annealed linearly to 0 (default ${D.lr})`, num('lr'))
-    .option('--dim <n>', `core width (default ${D.core.dim})`, int('dim'))
-    .option('--layers <n>', `core layers (default ${D.core.layers})`, int('layers'))
-    .option('--heads <n>', `attention heads (default ${D.core.heads} for hqlt)`, int('heads'))
-    .option('--window <n>', `HQLT KV-memory window (default ${D.core.window})`, int('window'))
+    .option('--steps <n>', `total env steps (default ${D.steps})`, intArg)
+    .option('--seed <n>', `seed of everything random (default ${D.seed})`, intArg)
+    .option('--num-envs <n>', `parallel envs (default ${D.numEnvs})`, intArg)
+    .option('--rollout <n>', `steps per env per rollout (default ${D.rollout})`, intArg)
+    .option('--seq-len <n>', `BPTT sequence length, divides --rollout (default ${D.seqLen})`, intArg)
+    .option('--epochs <n>', `PPO epochs per rollout (default ${D.epochs})`, intArg)
+    .option('--minibatches <n>', `minibatches per epoch (default ${D.minibatches})`, intArg)
+    .option('--lr <x>', `Adam learning rate, annealed linearly to 0 (default ${D.lr})`, numberArg)
+    .option('--dim <n>', `core width (default ${D.core.dim})`, intArg)
+    .option('--layers <n>', `core layers (default ${D.core.layers})`, intArg)
+    .option('--heads <n>', `attention heads (default ${D.core.heads} for hqlt)`, intArg)
+    .option('--window <n>', `HQLT KV-memory window (default ${D.core.window})`, intArg)
     .option('--no-previous-action', 'do not feed the previous action and first-step flag to the agent')
     .addOption(backendOption())
     .option('--name <name>', 'run name (default <env>-<core>-s<seed>)')
@@ -230,7 +220,7 @@ export function registerTrain(program: Command): void {
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--print-config', 'print the resolved config and exit')
     .option('--resume <runDir>', 'continue a run from its checkpoint, e.g. runs/<name>')
-    .addOption(new Option('--checkpoint-every <n>', `checkpoint every N updates (0: only at the end; default ${D.checkpointEvery})`).argParser(int('checkpoint-every')))
+    .addOption(new Option('--checkpoint-every <n>', `checkpoint every N updates (0: only at the end; default ${D.checkpointEvery})`).argParser(intArg))
     .action(async (flags: TrainFlags) => {
       const { config, resume } = resolveTrainConfig(flags);
       if (flags.printConfig) {
