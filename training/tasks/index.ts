@@ -5,7 +5,7 @@
  * A task produces token sequences with a class label (or none) per position; the trainer in
  * `training/supervised.ts` embeds the tokens, runs a core and scores the labelled positions.
  */
-import type { Rng } from '../../memory/random.js';
+import { deriveSeed, makeRng, type Rng } from '../../memory/random.js';
 
 /** Marks a position that carries no label (no loss, not scored). */
 export const NO_LABEL = -1;
@@ -79,6 +79,45 @@ export function checkLengthSplit(split: LengthSplit): void {
     );
   }
   if (!Number.isInteger(split.testSize) || split.testSize < 1) throw new Error('testSize must be a positive integer.');
+}
+
+/** What distinguishes one length-generalisation task (Delétang et al.) from another. */
+export interface LengthTaskSpec {
+  name: string;
+  vocabSize: number;
+  numClasses: number;
+  /** A length in [lo, hi] that the task can make a sample of. */
+  drawLength: (rng: () => number, lo: number, hi: number) => number;
+  sample: (rng: () => number, length: number) => Sample;
+}
+
+/**
+ * A classification task trained on short sequences and tested on longer ones: each training batch has one
+ * length drawn from the train range (as Delétang et al., so batches need no padding); the test set draws its
+ * lengths from the disjoint test range, and `valid` from the train range (in-distribution fit).
+ */
+export function lengthGeneralisationTask(spec: LengthTaskSpec, seed: number | string, split: LengthSplit): SequenceTask {
+  checkLengthSplit(split);
+  let cache: Record<string, Sample[]> | undefined;
+  return {
+    name: spec.name,
+    vocabSize: spec.vocabSize,
+    numClasses: spec.numClasses,
+    metric: 'accuracy',
+    trainBatch(rng: Rng, batchSize: number): Sample[] {
+      const length = spec.drawLength(rng, split.trainMin, split.trainMax);
+      return Array.from({ length: batchSize }, () => spec.sample(rng, length));
+    },
+    evalSets() {
+      if (!cache) {
+        const rng = makeRng(deriveSeed(seed, `${spec.name}/test`));
+        const draw = (lo: number, hi: number) =>
+          Array.from({ length: split.testSize }, () => spec.sample(rng, spec.drawLength(rng, lo, hi)));
+        cache = { test: draw(split.testMin, split.testMax), valid: draw(split.trainMin, split.trainMax) };
+      }
+      return cache;
+    },
+  };
 }
 
 export { makeParityTask, parityLabel } from './parity.js';

@@ -7,11 +7,10 @@
  * 7 mod 5 = 2, not 9 mod 5 = 4. Expressions have odd length (numbers at even positions, operators at odd ones);
  * the length counts numbers and operators. We append an end token and predict the value there.
  */
-import { makeRng, deriveSeed, type Rng } from '../../memory/random.js';
 import {
-  checkLengthSplit,
   classificationSample,
   DEFAULT_LENGTH_SPLIT,
+  lengthGeneralisationTask,
   randInt,
   type LengthSplit,
   type Sample,
@@ -60,7 +59,6 @@ export function makeModularArithmeticTask(
   split: LengthSplit = DEFAULT_LENGTH_SPLIT,
   modulus = 5,
 ): SequenceTask {
-  checkLengthSplit(split);
   if (!Number.isInteger(modulus) || modulus < 2) throw new Error(`modulus must be an integer >= 2 (got ${modulus}).`);
   const end = modulus + OPERATORS.length;
   const sample = (rng: () => number, length: number): Sample => {
@@ -71,24 +69,9 @@ export function makeModularArithmeticTask(
     for (let i = 0; i < ops.length; i++) tokens.push(modulus + OPERATORS.indexOf(ops[i]), numbers[i + 1]);
     return classificationSample(tokens, end, evaluateModular(numbers, ops, modulus));
   };
-  let cache: Record<string, Sample[]> | undefined;
-  return {
-    name: 'modular-arithmetic',
-    vocabSize: end + 1,
-    numClasses: modulus,
-    metric: 'accuracy',
-    trainBatch(rng: Rng, batchSize: number): Sample[] {
-      const length = randOdd(rng, split.trainMin, split.trainMax);
-      return Array.from({ length: batchSize }, () => sample(rng, length));
-    },
-    evalSets() {
-      if (!cache) {
-        const rng = makeRng(deriveSeed(seed, 'modular-arithmetic/test'));
-        const draw = (lo: number, hi: number) =>
-          Array.from({ length: split.testSize }, () => sample(rng, randOdd(rng, lo, hi)));
-        cache = { test: draw(split.testMin, split.testMax), valid: draw(split.trainMin, split.trainMax) };
-      }
-      return cache;
-    },
-  };
+  return lengthGeneralisationTask(
+    { name: 'modular-arithmetic', vocabSize: end + 1, numClasses: modulus, drawLength: randOdd, sample },
+    seed,
+    split,
+  );
 }

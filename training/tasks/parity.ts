@@ -3,11 +3,10 @@
  * a uniformly random bit string; the class is the number of 1s modulo 2. We append an end token and predict the
  * class there.
  */
-import { makeRng, deriveSeed, type Rng } from '../../memory/random.js';
 import {
-  checkLengthSplit,
   classificationSample,
   DEFAULT_LENGTH_SPLIT,
+  lengthGeneralisationTask,
   randInt,
   type LengthSplit,
   type Sample,
@@ -29,30 +28,11 @@ function paritySample(rng: () => number, length: number): Sample {
   return classificationSample(bits, END, parityLabel(bits));
 }
 
-/**
- * The parity task. Each training batch has one length drawn uniformly from the train range (as Delétang et
- * al.), so batches need no padding; the test set draws lengths uniformly from the disjoint test range.
- */
+/** The parity task: bit strings of the train lengths, tested on the disjoint test lengths. */
 export function makeParityTask(seed: number | string, split: LengthSplit = DEFAULT_LENGTH_SPLIT): SequenceTask {
-  checkLengthSplit(split);
-  let cache: Record<string, Sample[]> | undefined;
-  return {
-    name: 'parity',
-    vocabSize: 3,
-    numClasses: 2,
-    metric: 'accuracy',
-    trainBatch(rng: Rng, batchSize: number): Sample[] {
-      const length = randInt(rng, split.trainMin, split.trainMax);
-      return Array.from({ length: batchSize }, () => paritySample(rng, length));
-    },
-    evalSets() {
-      if (!cache) {
-        const rng = makeRng(deriveSeed(seed, 'parity/test'));
-        const draw = (lo: number, hi: number) =>
-          Array.from({ length: split.testSize }, () => paritySample(rng, randInt(rng, lo, hi)));
-        cache = { test: draw(split.testMin, split.testMax), valid: draw(split.trainMin, split.trainMax) };
-      }
-      return cache;
-    },
-  };
+  return lengthGeneralisationTask(
+    { name: 'parity', vocabSize: 3, numClasses: 2, drawLength: randInt, sample: paritySample },
+    seed,
+    split,
+  );
 }
