@@ -3,6 +3,7 @@
  * returns, ANSI rendering, and checked constructor options.
  */
 import { Env, type ReturnBounds } from '../env.js';
+import { register, type EnvKwargs } from '../registry.js';
 
 export type { ReturnBounds } from '../env.js';
 
@@ -47,4 +48,41 @@ export function choiceOption<T extends string>(owner: string, name: string, valu
 
 function show(x: unknown): string {
   return typeof x === 'string' ? `'${x}'` : JSON.stringify(x) ?? String(x);
+}
+
+/** One POPGym env family: a base id taking its options as kwargs, and its three fixed difficulty levels. */
+export interface PopgymFamily {
+  name: string;
+  /** Builds the env; its constructor checks the options. */
+  create: (options: EnvKwargs) => Env;
+  /** POPGym's base-class defaults: the kwargs of `popgym-<Name>-v0`. */
+  defaults: EnvKwargs;
+  /** The options of Easy, Medium and Hard, in that order. */
+  levels: readonly EnvKwargs[];
+  description: string;
+}
+
+function describeOptions(o: EnvKwargs): string {
+  return Object.entries(o)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`)
+    .join(', ');
+}
+
+/** Registers `popgym-<Name>-v0` (options as kwargs) and `popgym-<Name><Easy|Medium|Hard>-v0` (no kwargs). */
+export function registerPopgymFamily(family: PopgymFamily): void {
+  register({
+    id: `popgym-${family.name}-v0`,
+    entryPoint: (kw) => family.create(kw),
+    kwargs: { ...family.defaults },
+    description: `${family.description} (POPGym)`,
+  });
+  DIFFICULTIES.forEach((level, i) => {
+    const options = family.levels[i];
+    register({
+      id: `popgym-${family.name}${level}-v0`,
+      entryPoint: () => family.create({ ...options }),
+      kwargs: {},
+      description: `${family.description} (POPGym ${level}: ${describeOptions(options)})`,
+    });
+  });
 }

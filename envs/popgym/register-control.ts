@@ -3,7 +3,7 @@
  * as kwargs (POPGym's base-class defaults), and `popgym-<Name><Easy|Medium|Hard>-v0` are POPGym's fixed levels.
  */
 import type { Env } from '../env.js';
-import { register } from '../registry.js';
+import { registerPopgymFamily, type PopgymFamily } from './game-env.js';
 import { NoisyPositionOnlyCartPole, PositionOnlyCartPole, VelocityOnlyCartPole, type CartPoleOptions } from './cartpole.js';
 import { LabyrinthEscape, LabyrinthExplore, type LabyrinthOptions } from './labyrinth.js';
 import { NoisyPositionOnlyPendulum, PositionOnlyPendulum, type PendulumOptions } from './pendulum.js';
@@ -14,15 +14,6 @@ const cartPole = (o: Options) => o as CartPoleOptions;
 const pendulum = (o: Options) => o as PendulumOptions;
 const labyrinth = (o: Options) => o as LabyrinthOptions;
 
-interface ControlEntry {
-  name: string;
-  create: (options: Options) => Env;
-  /** POPGym's base-class defaults: the kwargs of `popgym-<Name>-v0`. */
-  defaults: Options;
-  /** Easy, Medium, Hard. */
-  levels: [Options, Options, Options];
-  description: string;
-}
 
 const maze = (n: number) => ({ mazeDims: [n, n], episodeLength: 1024 });
 const noisy = (): [Options, Options, Options] => [
@@ -32,7 +23,7 @@ const noisy = (): [Options, Options, Options] => [
 ];
 
 /** The seven control and maze envs with POPGym's parameters per level; exported for listings and tests. */
-export const POPGYM_CONTROL: readonly ControlEntry[] = [
+export const POPGYM_CONTROL: readonly PopgymFamily[] = [
   {
     name: 'PositionOnlyCartPole',
     create: (o) => new PositionOnlyCartPole(cartPole(o)),
@@ -84,27 +75,4 @@ export const POPGYM_CONTROL: readonly ControlEntry[] = [
   },
 ];
 
-const LEVEL_NAMES = ['Easy', 'Medium', 'Hard'] as const;
-
-function describeOptions(o: Options): string {
-  return Object.entries(o)
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`)
-    .join(', ');
-}
-
-for (const entry of POPGYM_CONTROL) {
-  register({
-    id: `popgym-${entry.name}-v0`,
-    entryPoint: (kw) => entry.create(kw),
-    kwargs: { ...entry.defaults },
-    description: `${entry.description} (POPGym)`,
-  });
-  entry.levels.forEach((options, i) =>
-    register({
-      id: `popgym-${entry.name}${LEVEL_NAMES[i]}-v0`,
-      entryPoint: () => entry.create({ ...options }),
-      kwargs: {},
-      description: `${entry.description} (POPGym ${LEVEL_NAMES[i]}: ${describeOptions(options)})`,
-    }),
-  );
-}
+for (const entry of POPGYM_CONTROL) registerPopgymFamily(entry);

@@ -4,8 +4,8 @@
  * fixed difficulty levels (no kwargs).
  */
 import type { Env } from '../env.js';
-import { register, type EnvKwargs } from '../registry.js';
-import { DIFFICULTIES, type Difficulty } from './game-env.js';
+import type { EnvKwargs } from '../registry.js';
+import { DIFFICULTIES, registerPopgymFamily, type Difficulty } from './game-env.js';
 import { Autoencode, AUTOENCODE_LEVELS, type AutoencodeOptions } from './autoencode.js';
 import { Battleship, BATTLESHIP_LEVELS, type BattleshipOptions } from './battleship.js';
 import { Concentration, CONCENTRATION_LEVELS, type ConcentrationOptions } from './concentration.js';
@@ -93,26 +93,4 @@ export const POPGYM_GAMES: readonly GameEntry[] = [
   },
 ];
 
-function describeOptions(o: object): string {
-  return Object.entries(o)
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : v}`)
-    .join(', ');
-}
-
-for (const game of POPGYM_GAMES) {
-  register({
-    id: `popgym-${game.name}-v0`,
-    entryPoint: (kw) => game.create(kw),
-    kwargs: { ...game.defaults },
-    description: `${game.description} (POPGym)`,
-  });
-  for (const level of DIFFICULTIES) {
-    const options = game.levels[level];
-    register({
-      id: `popgym-${game.name}${level}-v0`,
-      entryPoint: () => game.create({ ...options }),
-      kwargs: {},
-      description: `${game.description} (POPGym ${level}: ${describeOptions(options)})`,
-    });
-  }
-}
+for (const game of POPGYM_GAMES) registerPopgymFamily({ ...game, levels: DIFFICULTIES.map((d) => game.levels[d]) });
