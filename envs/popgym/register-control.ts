@@ -14,7 +14,6 @@ const cartPole = (o: Options) => o as CartPoleOptions;
 const pendulum = (o: Options) => o as PendulumOptions;
 const labyrinth = (o: Options) => o as LabyrinthOptions;
 
-
 const maze = (n: number) => ({ mazeDims: [n, n], episodeLength: 1024 });
 const noisy = (): [Options, Options, Options] => [
   { maxEpisodeLength: 200, noiseSigma: 0.1 },
