@@ -181,6 +181,7 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   }
   const device = (tf.backend() as unknown as { device: WebgpuDevice }).device;
   chunkAddN(device.limits.maxStorageBuffersPerShaderStage - 2);
+  deviceSideReductionGradients();
   // WebGPU reports failed GPU work (out of memory, invalid pipelines) only through this event, and the results are
   // silently wrong; count them so benchmarks and tests can refuse such numbers.
   device.addEventListener?.('uncapturederror', () => gpuErrors++);
@@ -197,6 +198,35 @@ let gpuErrors = 0;
 /** How many GPU errors the WebGPU device has reported (0 on other backends); any means wrong results. */
 export function webgpuErrorCount(): number {
   return gpuErrors;
+}
+
+/**
+ * tfjs' Sum and Mean gradients multiply by `ones(x.shape)` made on the host, so on WebGPU every backward pass
+ * uploads one such tensor per reduction. `onesLike` fills it on the device instead; the maths is unchanged.
+ */
+function deviceSideReductionGradients(): void {
+  const expand = (dy: tf.Tensor, x: tf.Tensor, axes: number[]) =>
+    tf.mul(tf.reshape(dy, x.shape.map((d, i) => (axes.includes(i) ? 1 : d))), tf.onesLike(x));
+  const axesOf = (x: tf.Tensor, attrs: tf.NamedAttrMap) => tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
+  const reciprocals = new Map<number, tf.Scalar>();
+  tf.registerGradient({
+    kernelName: 'Sum',
+    inputsToSave: ['x'],
+    gradFunc: (dy, [x], attrs) => ({ x: () => expand(dy as tf.Tensor, x, axesOf(x, attrs)) }),
+  });
+  tf.registerGradient({
+    kernelName: 'Mean',
+    inputsToSave: ['x'],
+    gradFunc: (dy, [x], attrs) => ({
+      x: () => {
+        const axes = axesOf(x, attrs);
+        const size = axes.reduce((n, a) => n * x.shape[a], 1);
+        // A cached reciprocal: a JS number in an op would be a fresh upload on every backward pass.
+        if (!reciprocals.has(size)) reciprocals.set(size, tf.keep(tf.scalar(1 / size)));
+        return tf.mul(expand(dy as tf.Tensor, x, axes), reciprocals.get(size)!);
+      },
+    }),
+  });
 }
 
 /**
