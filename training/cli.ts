@@ -37,6 +37,13 @@ registerLm(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Errors raised for bad input carry a message meant for the user; a stack trace would bury it.
   console.error(`hqlt: ${err instanceof Error ? err.message : String(err)}`);
+  if (err instanceof WebAssembly.RuntimeError) {
+    // What tfjs-wasm says when its heap (at most a few GB) is exhausted; the message alone does not say so.
+    console.error(
+      'hqlt: the WebAssembly backend most likely ran out of memory: train on fewer tokens at once (more ' +
+        '--minibatches, a shorter --seq-len or --batch, a smaller --dim), or use --backend webgpu or tensorflow.',
+    );
+  }
   if (process.env.HQLT_DEBUG && err instanceof Error) console.error(err.stack);
   process.exit(1);
 });
