@@ -16,6 +16,7 @@ import { initBackend } from '../memory/backend.js';
 import type { CoreConfig, ForwardResult, MemoryCore, NamedWeight, State, StepResult } from '../memory/core.js';
 import { makeRng } from '../memory/random.js';
 import { linearWeight } from '../memory/weights.js';
+import { parseTrainConfig, ppoSettings } from '../training/config.js';
 import { PpoTrainer, type UpdateMetrics } from '../training/ppo.js';
 
 /** h ← decay·(1 − start)·h + (1 − decay)·tanh(x·W); y = h. */
@@ -72,30 +73,9 @@ export async function main(opts: { updates?: number; log?: boolean } = {}): Prom
   const core = new LeakyCore(32, 0.5, 'example-core');
   const agent = new RecurrentAgent(core, env.singleObservationSpace, env.singleActionSpace, { seed: 1 });
   const updates = opts.updates ?? 40;
-  const trainer = new PpoTrainer(
-    agent,
-    env,
-    {
-      numEnvs: 8,
-      rollout: 32,
-      seqLen: 8,
-      epochs: 4,
-      minibatches: 4,
-      lr: 3e-3,
-      annealLr: true,
-      gamma: 0.99,
-      gaeLambda: 0.95,
-      clipCoef: 0.2,
-      clipValueLoss: true,
-      entCoef: 0.01,
-      vfCoef: 0.5,
-      maxGradNorm: 0.5,
-      normAdvantages: true,
-      adamEps: 1e-5,
-      totalUpdates: updates,
-    },
-    1,
-  );
+  // PPO settings: the `hqlt train` defaults, resized; any TrainConfig field can be set here.
+  const settings = ppoSettings(parseTrainConfig({ numEnvs: 8, rollout: 32, seqLen: 8, lr: 3e-3, steps: updates * 8 * 32 }));
+  const trainer = new PpoTrainer(agent, env, settings, 1);
   await trainer.start(1);
   const metrics: UpdateMetrics[] = [];
   for (let k = 0; k < updates; k++) {

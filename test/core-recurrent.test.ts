@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { State } from '../memory/core.js';
 import { initBackend } from '../memory/backend.js';
 import { RecurrentMixer, type RecurrentKind } from '../memory/recurrent.js';
 import { makeRng } from '../memory/random.js';
@@ -53,7 +54,7 @@ describe.each(['gru', 'lstm'] as RecurrentKind[])('%s sequence-form gradients (h
     // The loss reads every output and the final state, so all gradient paths are exercised.
     const loss = (ys: tf.Tensor, last: tf.Tensor, s0: tf.Tensor[]) =>
       tf.add(tf.sum(tf.mul(ys, wy)), tf.sum(tf.mul(tf.add(last, s0.length > 1 ? s0[1]! : 0), wh))) as tf.Scalar;
-    const init = (h: tf.Tensor, c: tf.Tensor) => (kind === 'lstm' ? { h, c } : { h });
+    const init = (h: tf.Tensor, c: tf.Tensor): State => (kind === 'lstm' ? { h, c } : { h });
     const gradsOf = (run: (h: tf.Tensor, c: tf.Tensor) => tf.Scalar) => {
       const { grads } = tf.variableGrads(() => run(h0, c0), vars);
       const dState = kind === 'lstm' ? tf.grads((h: tf.Tensor, c: tf.Tensor) => run(h, c))([h0, c0]) : tf.grads((h: tf.Tensor) => run(h, c0))([h0]);

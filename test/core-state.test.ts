@@ -21,7 +21,7 @@ beforeAll(async () => {
 function sample(): State {
   return { 'layers.0.h': tf.tensor2d([[1, 2], [3, 4], [5, 6]]), 'layers.1.W': tf.tensor3d([1, 1, 2, 2, 3, 3], [3, 1, 2]) };
 }
-const rows = (t: tf.Tensor) => t.arraySync();
+const rows = (t: tf.Tensor) => t.arraySync() as number[][];
 
 describe('state helpers', () => {
   it('slices streams by index list and by range', () => {

@@ -7,6 +7,7 @@ import { initBackend } from '../memory/backend.js';
 import { makeRng } from '../memory/random.js';
 import { sliceState } from '../memory/state.js';
 import { Adam } from '../training/optim.js';
+import { parseTrainConfig, ppoSettings } from '../training/config.js';
 import { ppoLoss, PpoTrainer, type PpoSettings } from '../training/ppo.js';
 import { computeGae, createBuffer, gatherMinibatch, sequenceMinibatches } from '../training/rollout.js';
 import { cueVectorEnv, ElmanCore, testRng } from './ppo-fixtures.js';
@@ -145,7 +146,7 @@ describe('Adam', () => {
     for (let k = 0; k < 5; k++) {
       const g = tf.tensor1d([k + 1, -0.5 * k, 0.25]);
       ours.applyGradients([g]);
-      theirs.applyGradients({ [b.name]: g });
+      theirs.applyGradients([{ name: b.name, tensor: g }]);
       g.dispose();
     }
     const x = a.dataSync();
@@ -177,25 +178,10 @@ describe('distributions', () => {
   });
 });
 
-const settings: PpoSettings = {
-  numEnvs: 4,
-  rollout: 12,
-  seqLen: 4,
-  epochs: 2,
-  minibatches: 2,
-  lr: 3e-3,
-  annealLr: true,
-  gamma: 0.99,
-  gaeLambda: 0.95,
-  clipCoef: 0.2,
-  clipValueLoss: true,
-  entCoef: 0.01,
-  vfCoef: 0.5,
-  maxGradNorm: 0.5,
-  normAdvantages: true,
-  adamEps: 1e-5,
-  totalUpdates: 10,
-};
+// The train defaults at a tiny size: 10 updates of 4 envs × 12 steps.
+const settings: PpoSettings = ppoSettings(
+  parseTrainConfig({ numEnvs: 4, rollout: 12, seqLen: 4, epochs: 2, minibatches: 2, lr: 3e-3, steps: 10 * 4 * 12 }),
+);
 
 function makeTrainer(truncateAt = Infinity, overrides: Partial<PpoSettings> = {}, dim = 8) {
   const s = { ...settings, ...overrides };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTraining } from '../training/commands/train.js';
-import { parseTrainConfig } from '../training/config.js';
+import { parseTrainConfig, ppoSettings } from '../training/config.js';
 import { RecurrentAgent } from '../agents/agent.js';
 import { RemoteVectorEnv } from '../envs/remote/index.js';
 import { initBackend } from '../memory/backend.js';
@@ -22,25 +22,10 @@ afterAll(() => {
   for (const s of others) s.kill();
 });
 
-const settings: PpoSettings = {
-  numEnvs: 8,
-  rollout: 16,
-  seqLen: 8,
-  epochs: 4,
-  minibatches: 2,
-  lr: 1e-2,
-  annealLr: true,
-  gamma: 0.99,
-  gaeLambda: 0.95,
-  clipCoef: 0.2,
-  clipValueLoss: true,
-  entCoef: 0.01,
-  vfCoef: 0.5,
-  maxGradNorm: 0.5,
-  normAdvantages: true,
-  adamEps: 1e-5,
-  totalUpdates: 25,
-};
+// The train defaults at a small size: 25 updates of 8 envs × 16 steps.
+const settings: PpoSettings = ppoSettings(
+  parseTrainConfig({ numEnvs: 8, rollout: 16, seqLen: 8, minibatches: 2, lr: 1e-2, steps: 25 * 8 * 16 }),
+);
 
 describe('PPO on a remote env', () => {
   it('learns the one-bit memory task served by the Python server well above random (0.5)', async () => {
