@@ -1,5 +1,5 @@
 /**
- * Per-update metrics on disk (`metrics.jsonl`, one JSON object a line, and `metrics.csv` with the same columns)
+ * Metrics on disk (`metrics.jsonl`, one JSON object a line, and `metrics.csv` with the same columns)
  * and on screen (a live progress bar on a TTY, plain log lines otherwise).
  */
 import cliProgress from 'cli-progress';
@@ -31,27 +31,44 @@ function csvLine(values: unknown[]): string {
   return values.map((v) => (v === null || v === undefined || Number.isNaN(v) ? '' : String(v))).join(',') + '\n';
 }
 
-/** Appends metrics to `<dir>/metrics.jsonl` and `<dir>/metrics.csv`. */
-export class MetricsLog {
+/**
+ * Appends metrics rows to `<dir>/metrics.jsonl` and `<dir>/metrics.csv`; shared by the RL and supervised trainers.
+ * A row is one flat object; the CSV columns are `columns`, or the first row's keys.
+ */
+export class MetricsLog<Row extends object = UpdateMetrics> {
   readonly jsonlPath: string;
   readonly csvPath: string;
+  private columns?: readonly string[];
 
   /**
-   * Opens the log in `dir`. With `keepUpTo` (a resumed run) lines of later updates, written after the checkpoint
-   * by the interrupted run, are dropped so the files read as one uninterrupted run; otherwise the files start
-   * empty.
+   * Opens the log in `dir`, starting it afresh. On resume, pass `keep` (rows at or before the checkpoint): the
+   * rows the interrupted run wrote after its last checkpoint are dropped, so the files read as one run.
    */
-  constructor(dir: string, keepUpTo = 0) {
+  constructor(dir: string, options: { columns?: readonly string[]; keep?: (row: Row) => boolean } = {}) {
     this.jsonlPath = join(dir, 'metrics.jsonl');
     this.csvPath = join(dir, 'metrics.csv');
-    const kept = keepUpTo > 0 ? readMetrics(this.jsonlPath).filter((m) => m.update <= keepUpTo) : [];
+    const keep = options.keep;
+    const kept = keep ? (readMetrics(this.jsonlPath) as unknown as Row[]).filter((m) => keep(m)) : [];
+    this.columns = options.columns ?? (kept.length ? Object.keys(kept[0]) : undefined);
     writeFileAtomicSync(this.jsonlPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
-    writeFileAtomicSync(this.csvPath, csvLine([...METRIC_COLUMNS]) + kept.map((m) => csvLine(METRIC_COLUMNS.map((k) => m[k]))).join(''));
+    writeFileAtomicSync(this.csvPath, this.columns ? this.header() + kept.map((m) => this.line(m)).join('') : '');
   }
 
-  append(m: UpdateMetrics): void {
+  append(m: Row): void {
+    if (!this.columns) {
+      this.columns = Object.keys(m);
+      appendFileSync(this.csvPath, this.header());
+    }
     appendFileSync(this.jsonlPath, JSON.stringify(m) + '\n');
-    appendFileSync(this.csvPath, csvLine(METRIC_COLUMNS.map((k) => m[k])));
+    appendFileSync(this.csvPath, this.line(m));
+  }
+
+  private header(): string {
+    return csvLine([...this.columns!]);
+  }
+
+  private line(m: Row): string {
+    return csvLine(this.columns!.map((k) => (m as Record<string, unknown>)[k]));
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { MemoryCore, NamedWeight } from '../memory/core.js';
@@ -19,6 +19,7 @@ import { readSafetensors, writeSafetensors, type FloatTensor } from '../memory/s
 import { disposeState } from '../memory/state.js';
 import { exportWeights, importWeights, linearWeight, normalVariable, uniformVariable } from '../memory/weights.js';
 import { writeFileAtomic } from './files.js';
+import { MetricsLog } from './metrics.js';
 import { Adam, clipByGlobalNorm } from './optim.js';
 import { makeTask, NO_LABEL, TASK_NAMES, type Sample, type SequenceTask } from './tasks/index.js';
 
@@ -284,14 +285,6 @@ async function loadCheckpoint(dir: string, config: SupervisedConfig, model: Sequ
   return state;
 }
 
-async function appendMetrics(dir: string, m: SupervisedMetrics): Promise<void> {
-  await appendFile(join(dir, 'metrics.jsonl'), `${JSON.stringify(m)}\n`);
-  const csv = join(dir, 'metrics.csv');
-  const keys = Object.keys(m);
-  if (!existsSync(csv)) await appendFile(csv, `${keys.join(',')}\n`);
-  await appendFile(csv, `${keys.map((k) => m[k]).join(',')}\n`);
-}
-
 async function evaluateAll(model: SequenceModel, task: SequenceTask, batch: number): Promise<Record<string, EvalResult>> {
   const out: Record<string, EvalResult> = {};
   for (const [group, samples] of Object.entries(task.evalSets())) out[group] = await evaluate(model, samples, batch);
@@ -324,6 +317,7 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
   let step = 0;
   let history: SupervisedMetrics[] = [];
   const { runDir } = options;
+  let log: MetricsLog<SupervisedMetrics> | undefined;
   try {
     if (runDir) {
       await mkdir(runDir, { recursive: true });
@@ -336,6 +330,8 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
         throw new Error(`${runDir} already holds a run: pass --resume to continue it, or choose another --name.`);
       }
       await writeFileAtomic(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      const resumedAt = step;
+      log = new MetricsLog<SupervisedMetrics>(runDir, { keep: options.resume ? (m) => m.step <= resumedAt : undefined });
     }
     let lossSum = 0;
     let lossCount = 0;
@@ -378,7 +374,7 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
         history.push(metrics);
         options.onEval?.(metrics);
         if (runDir) {
-          await appendMetrics(runDir, metrics);
+          log?.append(metrics);
           await saveCheckpoint(runDir, model, adam, { step, config, rng: rng.state(), history });
         }
         lossSum = 0;

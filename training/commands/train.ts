@@ -14,7 +14,7 @@ import { deriveSeed } from '../../memory/random.js';
 import { coreTypes, createCore, resolveCoreConfig } from '../../memory/registry.js';
 import { checkpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../checkpoint.js';
 import { mergeConfigs, parseTrainConfig, ppoSettings, readConfigFile, totalUpdates, type TrainConfig, type TrainConfigInput } from '../config.js';
-import { MetricsLog, Progress } from '../metrics.js';
+import { METRIC_COLUMNS, MetricsLog, Progress } from '../metrics.js';
 import { PpoTrainer, type UpdateMetrics } from '../ppo.js';
 import { backendOption, intArg, numberArg } from './options.js';
 
@@ -89,7 +89,11 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
       writeFileAtomicSync(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
       await trainer.start(config.seed);
     }
-    const log = new MetricsLog(runDir, trainer.update);
+    const resumedAt = trainer.update;
+    const log = new MetricsLog<UpdateMetrics>(runDir, {
+      columns: METRIC_COLUMNS,
+      keep: opts.resume ? (m) => m.update <= resumedAt : undefined,
+    });
     const save = () => trainer.snapshot().then((s) => saveCheckpoint(runDir, agent, s, config, backend.active));
     const totalSteps = total * config.numEnvs * config.rollout;
     progress = opts.progress === 'none' ? undefined : new Progress(totalSteps, trainer.globalStep);
