@@ -1,7 +1,9 @@
 /**
  * Timing of one HQLT layer: forward+backward of the sequence form (training) and one step (acting), per blend.
  * Usage: npx tsc -p . && node dist/bench/hqlt-layer.js [--backend wasm] [--batch 16] [--time 256] [--dim 128]
- *        [--heads 4] [--window 64] [--reps 3] [--only <blend>] [--cpu-time]
+ *        [--heads 4] [--window 64] [--reps 3] [--only <blend>] [--cpu-time] [--memory]
+ * --memory reports, instead of timings, the bytes held right after the forward inside tf.variableGrads (what the
+ * backward pass must keep) and the largest groups of tensors saved by the gradient tape.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../memory/backend.js';
@@ -27,12 +29,53 @@ async function timeMs(reps: number, run: () => Promise<void>): Promise<number> {
   return (cpu ? (c.user + c.system) / 1000 : performance.now() - t0) / reps;
 }
 
+/** Bytes alive after the forward under gradient recording, and the tape's saved tensors grouped by kernel and shape. */
+function memoryReport(layer: HqltLayer, xs: tf.Tensor3D, starts: tf.Tensor2D, init: ReturnType<HqltLayer['initialState']>): void {
+  const vars = layer.namedWeights().map((w) => w.variable);
+  const before = tf.memory().numBytes;
+  let held = 0;
+  const groups = new Map<string, { bytes: number; count: number }>();
+  const { value, grads } = tf.variableGrads(() =>
+    tf.tidy(() => {
+      const loss = tf.mean(tf.square(layer.forward(xs, init, starts).ys)) as tf.Scalar;
+      held = tf.memory().numBytes - before;
+      const tape = (tf.engine().state as unknown as { activeTape: { kernelName: string; saved?: tf.Tensor[] }[] }).activeTape;
+      const seen = new Set<object>();
+      for (const node of tape ?? [])
+        for (const t of node.saved ?? []) {
+          if (seen.has(t.dataId) || t.isDisposed) continue;
+          seen.add(t.dataId);
+          const key = `${node.kernelName} [${t.shape}]`;
+          const g = groups.get(key) ?? { bytes: 0, count: 0 };
+          g.bytes += t.size * 4;
+          g.count++;
+          groups.set(key, g);
+        }
+      return loss;
+    }),
+    vars,
+  );
+  tf.dispose([value, ...Object.values(grads)]);
+  const label = `${layer.options.memories}/${layer.options.blend}/S${layer.options.window}`.padEnd(36);
+  console.log(`${label} held after forward ${(held / 2 ** 20).toFixed(1)} MiB (${Math.round(held / (xs.shape[0] * xs.shape[1]))} B/token)`);
+  const saved = [...groups.values()].reduce((a, g) => a + g.bytes, 0);
+  console.log(`    tape saves ${(saved / 2 ** 20).toFixed(1)} MiB in ${[...groups.values()].reduce((a, g) => a + g.count, 0)} tensors`);
+  const top = [...groups].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 12);
+  for (const [key, g] of top) console.log(`    ${(g.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  ${g.count}x ${key}`);
+}
+
 async function benchLayer(options: HqltLayerOptions, B: number, T: number, reps: number): Promise<void> {
   const layer = new HqltLayer(options, makeRng(1));
   const vars = layer.namedWeights().map((w) => w.variable);
   const xs = tf.randomNormal([B, T, options.dim], 0, 1, 'float32', 2) as tf.Tensor3D;
   const starts = tf.zeros([B, T]) as tf.Tensor2D;
   const init = layer.initialState(B);
+  if (process.argv.includes('--memory')) {
+    memoryReport(layer, xs, starts, init);
+    tf.dispose([xs, starts, ...Object.values(init)]);
+    layer.dispose();
+    return;
+  }
   const trainMs = await timeMs(reps, async () => {
     const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.mean(tf.square(layer.forward(xs, init, starts).ys)) as tf.Scalar), vars);
     await value.data();
