@@ -57,9 +57,14 @@ function memoryReport(layer: HqltLayer, xs: tf.Tensor3D, starts: tf.Tensor2D, in
   );
   tf.dispose([value, ...Object.values(grads)]);
   const label = `${layer.options.memories}/${layer.options.blend}/S${layer.options.window}`.padEnd(36);
-  console.log(`${label} held after forward ${(held / 2 ** 20).toFixed(1)} MiB (${Math.round(held / (xs.shape[0] * xs.shape[1]))} B/token)`);
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const perToken = (b: number) => `${Math.round(b / (xs.shape[0] * xs.shape[1]))} B/token`;
+  // numBytes counts every tensor handle (a reshape, or the tape's clone of a saved tensor, counts again though it
+  // shares the data); the wasm heap only grows, so its size is the peak of this process so far (use --only).
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length;
+  console.log(`${label} numBytes after forward ${mib(held)} (${perToken(held)})` + (heap ? `, wasm heap ${mib(heap)}` : ''));
   const saved = [...groups.values()].reduce((a, g) => a + g.bytes, 0);
-  console.log(`    tape saves ${(saved / 2 ** 20).toFixed(1)} MiB in ${[...groups.values()].reduce((a, g) => a + g.count, 0)} tensors`);
+  console.log(`    tape saves ${mib(saved)} (distinct buffers) in ${[...groups.values()].reduce((a, g) => a + g.count, 0)} tensors`);
   const top = [...groups].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 12);
   for (const [key, g] of top) console.log(`    ${(g.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  ${g.count}x ${key}`);
 }

@@ -10,7 +10,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardResult, MixerLayer, NamedWeight, State, StepResult } from './core.js';
-import { bmm, linear, matMul2d, recording, rmsNorm, shiftAppend } from './ops.js';
+import { bmm, checkpoint, linear, matMul2d, recording, rmsNorm, shiftAppend, type TensorRecord } from './ops.js';
+
+/** `checkpoint`'s signature without rematerialisation: just the block. */
+function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorRecord) => TensorRecord): TensorRecord {
+  return f({ ...constants, ...inputs });
+}
 import { randn } from './random.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
@@ -78,6 +83,12 @@ interface StepConstants {
 }
 
 export class HqltLayer implements MixerLayer {
+  /**
+   * Batch × time × width from which `forward` rematerialises its memories under gradient recording: 2.4–4.7× less
+   * memory, 20–35% more time. The default (B=32, T=256, D=128) is where the wasm heap would otherwise run out.
+   */
+  static rematMinElements = 32 * 256 * 128;
+
   readonly options: Required<HqltLayerOptions>;
   readonly dim: number;
   private readonly H: number;
@@ -423,12 +434,30 @@ export class HqltLayer implements MixerLayer {
         next.keys = tail(buffer.keys);
         next.values = tail(buffer.values);
       }
-      const kvRead = this.hasKv ? this.kvSequence(p.q, buffer!.keys, buffer!.values, time) : null;
+      // Large batches rematerialise both memories in the backward pass (see `checkpoint`): their attention scores
+      // and chunk intermediates would otherwise stay alive from the forward to the backward, and the wasm heap ends
+      // at a few GB. Small ones (PPO minibatches) keep them: rematerialising costs 20–35% more time.
+      const block = B * T * this.dim >= HqltLayer.rematMinElements ? checkpoint : runBlock;
+      const kvRead = this.hasKv
+        ? block({ q: p.q, keys: buffer!.keys, values: buffer!.values }, { pos: time.pos }, (r) => ({
+            read: this.kvSequence(r.q!, r.keys!, r.values!, r.pos!),
+          })).read!
+        : null;
       let fwRead: tf.Tensor | null = null;
       if (this.hasFw) {
-        const fw = this.fwSequence(p, buffer, state, time);
-        fwRead = fw.read;
-        Object.assign(next, fw.state);
+        const inputs: TensorRecord = { q: p.q, k: p.k, v: p.v };
+        if (p.beta) inputs.beta = p.beta;
+        if (buffer) Object.assign(inputs, { bufferKeys: buffer.keys, bufferValues: buffer.values });
+        for (const key of ['fw', 'fwPending', 'z']) if (state[key]) inputs[key] = state[key]!;
+        const constants = { seg: time.seg, pos: time.pos, segLast: time.segLast };
+        const { read, ...fwState } = block(inputs, constants, (r) => {
+          const projected: Projected = { q: r.q!, k: r.k!, v: r.v!, beta: r.beta ?? null, mix: null };
+          const buf = r.bufferKeys ? { keys: r.bufferKeys, values: r.bufferValues! } : null;
+          const fw = this.fwSequence(projected, buf, r, { seg: r.seg!, pos: r.pos!, segLast: r.segLast! } as TimeInfo);
+          return { read: fw.read, ...fw.state };
+        });
+        fwRead = read!;
+        Object.assign(next, fwState);
       }
       return { ys: this.output(fwRead, kvRead, p.mix) as tf.Tensor3D, state: next };
     });
@@ -453,9 +482,10 @@ export class HqltLayer implements MixerLayer {
 
   /**
    * Windowed (or chunk-local) softmax attention, parallel over query blocks of Q steps: block b attends to a
-   * window of (m + 1) Q keys ending with itself. keys/values [B, S + T, H, *] start with the state's buffer.
+   * window of (m + 1) Q keys ending with itself. keys/values [B, S + T, H, *] start with the state's buffer; pos
+   * [B, T] is `TimeInfo.pos`.
    */
-  private kvSequence(q: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, time: TimeInfo): tf.Tensor {
+  private kvSequence(q: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, pos: tf.Tensor): tf.Tensor {
     const { S, H, K, V } = this;
     const [B, T] = q.shape as [number, number];
     const Q = S <= 16 ? S : S >= 256 ? 64 : 16;
@@ -484,7 +514,7 @@ export class HqltLayer implements MixerLayer {
 
     // Key w of block b is at distance m Q + i - w from query i.
     const dist = tf.sub(tf.add(tf.expandDims(tf.range(0, Q), 1), m * Q), tf.expandDims(tf.range(0, Wn), 0));
-    const limit = tf.reshape(tf.pad(this.kvLimit(time.pos), [[0, 0], [0, back]]), [B * nb, Q, 1]);
+    const limit = tf.reshape(tf.pad(this.kvLimit(pos), [[0, 0], [0, back]]), [B * nb, Q, 1]);
     const visible = tf.mul(le(0, dist), le(tf.expandDims(dist, 0), limit));
     const penalty = tf.reshape(tf.mul(tf.sub(1, visible), NEG_INF), [B, 1, nb, Q, Wn]);
     const masked = tf.add(scores, penalty);
@@ -578,16 +608,16 @@ export class HqltLayer implements MixerLayer {
     const kmT = tf.transpose(tf.mul(kC, lastMask), [0, 1, 3, 2]); // [BH, nE, K, C]
     const before: tf.Tensor[] = [];
     const uChunks: tf.Tensor[] = [];
-    const pick = (t: tf.Tensor, i: number) => {
-      const [, , r, c] = t.shape as number[];
-      return tf.reshape(tf.slice(t, [0, i, 0, 0], [BH, 1, r!, c!]), [BH, r!, c!]);
-    };
+    // Unstacked once rather than sliced per chunk: each slice's gradient would be a zero-padded copy of the whole.
+    // (Unpack's gradient fails for a single piece.)
+    const chunkList = (t: tf.Tensor | null) => (!t ? null : nE === 1 ? [tf.squeeze(t, [1])] : tf.unstack(t, 1));
+    const [uList, yList, carryList, kmList] = [U, Y, carry, kmT].map(chunkList);
     for (let i = 0; i < nE; i++) {
       before.push(wt);
-      let u = pick(U, i);
-      if (Y) u = tf.sub(u, bmm(pick(Y, i), wt));
+      let u = uList![i]!;
+      if (yList) u = tf.sub(u, bmm(yList[i]!, wt));
       uChunks.push(u);
-      wt = tf.add(tf.mul(wt, pick(carry, i)), bmm(pick(kmT, i), u));
+      wt = tf.add(tf.mul(wt, carryList![i]!), bmm(kmList![i]!, u));
     }
     const finalWt = wt;
     const Uall = tf.stack(uChunks, 1); // [BH, nE, C, Vw]
@@ -641,8 +671,12 @@ export class HqltLayer implements MixerLayer {
       const rowOf = (t: tf.Tensor, cols: number) =>
         tf.reshape(tf.slice(tf.reshape(t, [BH, nb, C, cols]), [0, lastChunk, lastRow, 0], [BH, 1, 1, cols]), [BH, 1, cols]);
       const visLast = rowOf(vis, (m + 1) * C); // [BH, 1, W]
-      const kLast = tf.mul(tf.transpose(pick(tf.reshape(kWin, [BH, nb, (m + 1) * C, K]), lastChunk), [0, 2, 1]), visLast);
-      const uLast = pick(tf.reshape(uWin, [BH, nb, (m + 1) * C, Vw]), lastChunk);
+      // The last query chunk's window (chunks lastChunk..lastChunk + m), sliced from the chunk lists rather than
+      // from the larger windowed copies (a slice's gradient is a zero-padded copy of its input).
+      const lastWindow = (t: tf.Tensor, cols: number) =>
+        tf.reshape(tf.slice(t, [0, lastChunk, 0, 0], [BH, m + 1, C, cols]), [BH, (m + 1) * C, cols]);
+      const kLast = tf.mul(tf.transpose(lastWindow(kC, K), [0, 2, 1]), visLast);
+      const uLast = lastWindow(Uall, Vw);
       const gate = (t: tf.Tensor) => tf.reshape(rowOf(t, 1), [BH, 1, 1]);
       const wRead = tf.add(
         tf.add(bmm(kLast, uLast), tf.mul(before[lastChunk]!, gate(headed(useState, [nb, C, 1])))),

@@ -273,3 +273,58 @@ export function installFastWasmSlice(): void {
     });
   });
 }
+
+/** Named tensors: the inputs and outputs of a `checkpoint`ed block. */
+export type TensorRecord = Record<string, tf.Tensor>;
+
+/**
+ * Rematerialisation: runs f so that gradient recording keeps only its inputs, and the backward pass runs f again
+ * under its own tape to backpropagate. Trades one extra forward of f for the memory of all its intermediates (the
+ * wasm heap ends near 2 GB). `constants` (masks, positions) are passed to f too but get no gradient. Outside
+ * recording it is f itself.
+ */
+export function checkpoint(
+  inputs: TensorRecord,
+  constants: TensorRecord,
+  f: (xs: TensorRecord) => TensorRecord,
+): TensorRecord {
+  const all = { ...constants, ...inputs };
+  if (!recording()) return f(all);
+  const names = Object.keys(all);
+  const differentiable = names.map((n) => n in inputs);
+  const named = (xs: tf.Tensor[]) => Object.fromEntries(names.map((n, i) => [n, xs[i]!]));
+  let outNames: string[] = [];
+  let shapes: number[][] = [];
+  // customGrad takes one output: the outputs travel flattened and concatenated.
+  const flat = (ys: TensorRecord) => {
+    outNames = Object.keys(ys);
+    shapes = outNames.map((n) => ys[n]!.shape);
+    return tf.concat(outNames.map((n) => tf.reshape(ys[n]!, [-1])));
+  };
+  const run = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xs = args.slice(0, -1) as tf.Tensor[];
+    (args[args.length - 1] as tf.GradSaveFunc)(xs);
+    return {
+      value: flat(f(named(xs))),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        // A nested gradients() call replaces (then clears) the engine's tape list, which the outer pass still needs
+        // for its clean-up: keep it aside.
+        const state = tf.engine().state as unknown as { activeTape: unknown };
+        const outer = state.activeTape;
+        try {
+          const wrt = saved.filter((_, i) => differentiable[i]);
+          const { value, grads } = tf.engine().gradients(() => flat(f(named(saved))), wrt, dy, true);
+          value.dispose();
+          let j = 0;
+          return saved.map((x, i) => (differentiable[i] ? grads[j++] : null) ?? tf.zerosLike(x));
+        } finally {
+          state.activeTape = outer;
+        }
+      },
+    };
+  }) as Parameters<typeof tf.customGrad>[0]) as (...xs: tf.Tensor[]) => tf.Tensor;
+  const out = run(...names.map((n) => all[n]!));
+  // (SplitV's gradient fails for a single piece.)
+  const parts = shapes.length === 1 ? [out] : tf.split(out, shapes.map((s) => s.reduce((a, b) => a * b, 1)));
+  return Object.fromEntries(outNames.map((n, i) => [n, tf.reshape(parts[i]!, shapes[i]!)]));
+}

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
-import { bmm, installFastWasmSlice, rmsNorm, shiftAppend, transpose2d } from '../memory/ops.js';
+import { bmm, checkpoint, installFastWasmSlice, rmsNorm, shiftAppend, transpose2d } from '../memory/ops.js';
 import { makeRng } from '../memory/random.js';
 
 // The default backend has its own kernels (batched products as depthwise convolutions, in-place slices): check the
@@ -128,6 +128,72 @@ describe('HqltLayer on wasm', () => {
     expect(maxDiff(rmsNorm(x, w as tf.Tensor1D), plain(x, w))).toBeLessThan(1e-6);
     expect(maxDiff(dx!, rx!)).toBeLessThan(1e-5);
     expect(maxDiff(dw!, rw!)).toBeLessThan(1e-5);
+  });
+
+  it('a layer gives the same outputs and gradients with and without rematerialisation, for every blend', () => {
+    const blends: Blend[] = ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'];
+    for (const blend of blends) {
+      const layer = new HqltLayer({ ...base, blend }, makeRng(11));
+      const [xs, starts] = inputs(3, 13, layer.dim, 12);
+      const vars = layer.namedWeights().map((w) => w.variable);
+      const run = () => {
+        const init = layer.initialState(3);
+        const { value, grads } = tf.variableGrads(() => {
+          const r = layer.forward(xs, init, starts);
+          return tf.sum(tf.mul(r.ys, r.ys)) as tf.Scalar;
+        }, vars);
+        tf.dispose(Object.values(init));
+        return { value, grads: vars.map((v) => grads[v.name]!) };
+      };
+      const saved = HqltLayer.rematMinElements;
+      let plain: ReturnType<typeof run>, remat: ReturnType<typeof run>;
+      try {
+        HqltLayer.rematMinElements = Infinity;
+        plain = run();
+        HqltLayer.rematMinElements = 0;
+        remat = run();
+      } finally {
+        HqltLayer.rematMinElements = saved;
+      }
+      expect(maxDiff(plain.value, remat.value), blend).toBeLessThan(1e-4);
+      plain.grads.forEach((g, k) => expect(maxDiff(g, remat.grads[k]!), `${blend} grad ${k}`).toBeLessThan(1e-4));
+      tf.dispose([xs, starts, plain.value, remat.value, ...plain.grads, ...remat.grads]);
+      layer.dispose();
+    }
+  });
+
+  it('checkpoint: same values and gradients, only its inputs kept for the backward pass', () => {
+    const a = tf.randomNormal([3, 4], 0, 1, 'float32', 21);
+    const b = tf.randomNormal([4, 2], 0, 1, 'float32', 22);
+    const mask = tf.tensor2d([[1, 0], [0, 1], [1, 1]]);
+    const block = (r: Record<string, tf.Tensor>): Record<string, tf.Tensor> => {
+      const h = tf.tanh(tf.matMul(r.a!, r.b!));
+      return { y: tf.mul(tf.exp(h), r.mask!), z: tf.sum(h, 0) };
+    };
+    const loss = (f: typeof block) => (x: tf.Tensor, w: tf.Tensor, m: tf.Tensor) => {
+      const { y, z } = f({ a: x, b: w, mask: m });
+      return tf.add(tf.sum(tf.square(y!)), tf.sum(tf.mul(z!, 3)));
+    };
+    const remat = (r: Record<string, tf.Tensor>) => checkpoint({ a: r.a!, b: r.b! }, { mask: r.mask! }, block);
+    // Gradients, and the number of tensors the tape saved for the backward pass.
+    const run = (f: typeof block) => {
+      let saved = 0;
+      const grads = tf.grads((x: tf.Tensor, w: tf.Tensor, m: tf.Tensor) => {
+        const l = loss(f)(x, w, m);
+        const tape = (tf.engine().state as unknown as { activeTape: { saved?: tf.Tensor[] }[] }).activeTape;
+        saved = tape.reduce((n, node) => n + (node.saved?.length ?? 0), 0);
+        return l;
+      })([a, b, mask]);
+      return { grads, saved };
+    };
+    const { grads: want, saved: plainSaved } = run(block);
+    const { grads: got, saved: rematSaved } = run(remat);
+    for (let i = 0; i < 2; i++) expect(maxDiff(got[i]!, want[i]!)).toBeLessThan(1e-5);
+    expect(Array.from(got[2]!.dataSync())).toEqual([0, 0, 0, 0, 0, 0]); // constants get no gradient
+    expect(rematSaved).toBeLessThan(plainSaved);
+    // Outside recording it is the block itself.
+    expect(tf.tidy(() => maxDiff(remat({ a, b, mask }).y!, block({ a, b, mask }).y!))).toBe(0);
+    tf.dispose([a, b, mask, ...want, ...got]);
   });
 
   it('copy-free clones keep their values after the original is disposed', () => {
