@@ -5,7 +5,8 @@
  * [begin, end]}, "__metadata__"?: {string: string}}`, then the raw little-endian data; offsets are relative to
  * the start of the data. We write F32 and read F32, F16, BF16 and F64 (converted to float32).
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from './files.js';
 
 /** Element types this module can read. */
 export const READABLE_DTYPES = ['F32', 'F16', 'BF16', 'F64'] as const;
@@ -184,12 +185,9 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): void {
   const bytes = encodeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, bytes);
   } catch (err) {
-    rmSync(tmp, { force: true });
     throw new Error(`Cannot write safetensors file ${path}: ${(err as Error).message}`);
   }
 }

@@ -5,7 +5,7 @@
 import cliProgress from 'cli-progress';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from './files.js';
+import { writeFileAtomicSync } from '../memory/files.js';
 import type { UpdateMetrics } from './ppo.js';
 
 export const METRIC_COLUMNS = [

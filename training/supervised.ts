@@ -18,7 +18,7 @@ import { createCore, resolveCoreConfig } from '../memory/registry.js';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../memory/safetensors.js';
 import { disposeState } from '../memory/state.js';
 import { exportWeights, importWeights, linearWeight, normalVariable, uniformVariable } from '../memory/weights.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../memory/files.js';
 import { MetricsLog } from './metrics.js';
 import { Adam, clipByGlobalNorm } from './optim.js';
 import { makeTask, NO_LABEL, TASK_NAMES, type Sample, type SequenceTask } from './tasks/index.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic } from '../../memory/files.js';
 import { plotRuns } from '../plot.js';
 
 export function registerPlot(program: Command): void {

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { existsSync, mkdirSync } from 'node:fs';
-import { writeFileAtomicSync } from '../files.js';
+import { writeFileAtomicSync } from '../../memory/files.js';
 import { basename, dirname, join } from 'node:path';
 import { RecurrentAgent } from '../../agents/agent.js';
 import { SyncVectorEnv, type VectorEnv } from '../../envs/index.js';

@@ -1,4 +1,7 @@
-/** Atomic file writes: a crash mid-write never leaves a half-written file where a good one was. */
+/**
+ * Atomic file writes, for weights, checkpoints, metrics and results: a crash mid-write never leaves a half-written
+ * file where a good one was.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
