@@ -6,7 +6,8 @@
  * needs (seeding, action validation, step-before-reset and step-after-done errors), so each env stays small.
  */
 import seedrandom from 'seedrandom';
-import type { Space } from './spaces.js';
+import { restoreFields, snapshotFields, type FieldsState, type Json } from './snapshot.js';
+import { Space } from './spaces.js';
 
 export type Info = Record<string, unknown>;
 
@@ -48,20 +49,38 @@ export abstract class Env<O = unknown, A = unknown> {
   /** Set by `make` to the registered id. */
   specId?: string;
 
-  private generator?: EnvRng;
+  private generator?: seedrandom.StatefulPRNG<seedrandom.State.Arc4>;
   private phase: 'unreset' | 'running' | 'done' | 'closed' = 'unreset';
 
   /** The env's seeded generator; seeded from entropy on first use if `reset` had no seed, as Gymnasium does. */
   protected get rng(): EnvRng {
-    if (!this.generator) this.generator = seedrandom(undefined, { entropy: true });
+    if (!this.generator) this.generator = seedrandom(undefined, { entropy: true, state: true });
     return this.generator;
+  }
+
+  /**
+   * The env's full state as JSON (its fields, RNG included; wrappers include the env they wrap). `setState` on an
+   * env made with the same id and kwargs continues exactly where this one is, so checkpoints need no replay.
+   */
+  getState(): Json {
+    const rng = this.generator ? (this.generator.state() as unknown as Json) : null;
+    return { fields: snapshotFields(this, (v) => v instanceof Space), rng };
+  }
+
+  /** Restores a state from `getState` (of an env with the same id and kwargs). */
+  setState(state: Json): void {
+    const s = state as { fields?: FieldsState; rng?: Json } | null;
+    if (!s || typeof s !== 'object' || typeof s.fields !== 'object' || s.fields === null)
+      throw new Error(`${this.name}: setState expects an object from getState(), got ${describeValue(state)}.`);
+    restoreFields(this, s.fields, this.name);
+    this.generator = s.rng ? seedrandom('', { state: s.rng as unknown as seedrandom.State.Arc4 }) : undefined;
   }
 
   reset(opts: ResetOptions = {}): ResetResult<O> {
     if (this.phase === 'closed') throw new Error(`${this.name}: reset() called after close().`);
     if (opts.seed !== undefined) {
       if (!Number.isInteger(opts.seed)) throw new Error(`${this.name}: seed must be an integer, got ${opts.seed}.`);
-      this.generator = seedrandom(String(opts.seed));
+      this.generator = seedrandom(String(opts.seed), { state: true });
     }
     const result = this.resetEnv(opts.options ?? {}, opts.seed);
     this.phase = 'running';
