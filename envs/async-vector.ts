@@ -12,6 +12,7 @@ import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EnvMetadata } from './env.js';
+import type { Json } from './snapshot.js';
 import { spaceFromJSON, type Space, type SpaceJSON } from './spaces.js';
 import {
   batchReset,
@@ -23,6 +24,7 @@ import {
   type AutoresetMode,
   type EnvResetRecord,
   type EnvStepRecord,
+  type GroupState,
   type MakeVectorOptions,
   type VectorEnv,
   type VectorResetOptions,
@@ -52,6 +54,8 @@ export interface AsyncWorkerData {
 export type WorkerRequest =
   | { cmd: 'reset'; seeds: (number | undefined)[]; options?: Record<string, unknown> }
   | { cmd: 'step'; actions: unknown[] }
+  | { cmd: 'getState' }
+  | { cmd: 'setState'; state: Json }
   | { cmd: 'close' };
 
 export type WorkerReply = { ok: true; result: unknown } | { ok: false; error: string };
@@ -181,6 +185,23 @@ export class AsyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A>
       const parts = await Promise.all(this.links.map((l, w) => l.request({ cmd: 'step', actions: split[w] })));
       return batchStep((parts as EnvStepRecord<O>[][]).flat());
     });
+  }
+
+  /** Every env's state, in env order, as SyncVectorEnv's (see `VectorEnv.getState`). */
+  async getState(): Promise<Json> {
+    const parts = (await Promise.all(this.links.map((l) => l.request({ cmd: 'getState' })))) as GroupState[];
+    return { envs: parts.flatMap((p) => p.envs), needsAutoreset: parts.flatMap((p) => p.needsAutoreset) };
+  }
+
+  async setState(state: Json): Promise<void> {
+    const s = state as Partial<GroupState> | null;
+    if (!s || !Array.isArray(s.envs) || !Array.isArray(s.needsAutoreset) || s.envs.length !== this.numEnvs)
+      throw new Error(`AsyncVectorEnv: the saved state is not of ${this.numEnvs} envs (was it saved with another --num-envs?).`);
+    const envs = this.split(s.envs);
+    const flags = this.split(s.needsAutoreset);
+    await this.lifecycle.run('reset', () =>
+      Promise.all(this.links.map((l, w) => l.request({ cmd: 'setState', state: { envs: envs[w], needsAutoreset: flags[w] } }))),
+    );
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     try {
       if (req.cmd === 'reset') reply = { ok: true, result: group.reset(req.seeds, req.options) };
       else if (req.cmd === 'step') reply = { ok: true, result: group.step(req.actions) };
+      else if (req.cmd === 'getState') reply = { ok: true, result: group.getState() };
+      else if (req.cmd === 'setState') reply = { ok: true, result: group.setState(req.state) ?? null };
       else {
         group.close();
         reply = { ok: true, result: null };

@@ -111,6 +111,16 @@ function decode(state: Json, current: unknown, path: string): unknown {
   return state;
 }
 
+/** Any JSON-able env value (observations: numbers, typed arrays, arrays, plain objects) as JSON. */
+export function valueToJson(value: unknown): Json {
+  return encode(value, () => false, 'value') ?? null;
+}
+
+/** The value `valueToJson` saved (typed arrays come back as typed arrays). */
+export function valueFromJson(json: Json): unknown {
+  return decode(json, undefined, 'value');
+}
+
 /** Restores fields saved by `snapshotFields` into `obj` (class instances among them in place). */
 export function restoreFields(obj: object, state: FieldsState, path = obj.constructor.name): void {
   const target = obj as Record<string, unknown>;

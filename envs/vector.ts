@@ -11,6 +11,7 @@
  * RecordEpisodeStatistics' return of env i is `info.episode.r[i]`, masked by `info._episode[i]`.
  */
 import { describeValue, type Env, type EnvMetadata, type Info } from './env.js';
+import type { Json } from './snapshot.js';
 import { make, type EnvKwargs } from './registry.js';
 import { isPlainObject, type Space } from './spaces.js';
 import { applyWrappers, type EpisodeStats, type WrapperSpec } from './wrappers.js';
@@ -52,6 +53,13 @@ export interface VectorEnv<O = unknown, A = unknown> {
   /** One action per env (an array, or a typed array for numeric actions). */
   step(actions: ArrayLike<A>): Promise<VectorStepResult<O>>;
   close(): Promise<void>;
+  /**
+   * The full state of every env (see `Env.getState`), so a checkpoint resumes without replaying history. Local
+   * vector envs have it; remote ones cannot save their envs and leave it out.
+   */
+  getState?(): Promise<Json>;
+  /** Restores a state from `getState` of a vector env made the same way. */
+  setState?(state: Json): Promise<void>;
 }
 
 export interface VectorEnvOptions {
@@ -80,6 +88,9 @@ export interface EnvResetRecord<O = unknown> {
   obs: O;
   info: Info;
 }
+
+/** The state of an `EnvGroup`: each env's, and which envs reset on their next step. */
+export type GroupState = { envs: Json[]; needsAutoreset: boolean[] };
 
 /**
  * Steps a group of envs with Gymnasium's autoreset; shared by SyncVectorEnv (all envs) and each AsyncVectorEnv
@@ -120,6 +131,18 @@ export class EnvGroup {
 
   close(): void {
     for (const env of this.envs) env.close();
+  }
+
+  getState(): GroupState {
+    return { envs: this.envs.map((env) => env.getState()), needsAutoreset: [...this.needsAutoreset] };
+  }
+
+  setState(state: Json): void {
+    const s = state as Partial<GroupState> | null;
+    if (!s || !Array.isArray(s.envs) || !Array.isArray(s.needsAutoreset) || s.envs.length !== this.envs.length)
+      throw new Error(`Vector env: the saved state is not of ${this.envs.length} envs (was it saved with another --num-envs?).`);
+    s.envs.forEach((e, i) => this.envs[i].setState(e));
+    s.needsAutoreset.forEach((v, i) => (this.needsAutoreset[i] = v));
   }
 }
 
@@ -307,6 +330,14 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
 
   async close(): Promise<void> {
     if (this.lifecycle.close()) this.group.close();
+  }
+
+  async getState(): Promise<Json> {
+    return this.group.getState();
+  }
+
+  async setState(state: Json): Promise<void> {
+    await this.lifecycle.run('reset', () => this.group.setState(state));
   }
 }
 

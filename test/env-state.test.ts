@@ -5,7 +5,7 @@
 import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { Env, type ResetResult, type StepResult } from '../envs/env.js';
-import { make, registeredIds } from '../envs/index.js';
+import { AsyncVectorEnv, make, registeredIds, SyncVectorEnv, type VectorEnv } from '../envs/index.js';
 import { Discrete } from '../envs/spaces.js';
 import { PreviousAction, RecordEpisodeStatistics, TimeLimit } from '../envs/wrappers.js';
 
@@ -76,5 +76,28 @@ describe('env snapshots', () => {
     const other = make('popgym-CountRecallEasy-v0');
     other.reset({ seed: 1 });
     expect(() => env.setState(other.getState())).toThrow(/no field/);
+  });
+
+  it('vector envs save every env and the pending autoresets; a sync state restores into an async env', async () => {
+    const make3 = { id: 'popgym-CountRecallEasy-v0', numEnvs: 3 };
+    const run = async (env: VectorEnv, steps: number, rng: () => number) => {
+      const out: unknown[] = [];
+      for (let i = 0; i < steps; i++) out.push(await env.step(Array.from({ length: 3 }, () => env.singleActionSpace.sample(rng))));
+      return plain(out);
+    };
+    const sync = new SyncVectorEnv(make3);
+    await sync.reset({ seed: 2 });
+    await run(sync, 70, seedrandom('warm-up'));
+    const saved = JSON.parse(JSON.stringify(await sync.getState()));
+    const expected = await run(sync, 60, seedrandom('after'));
+    const other = await AsyncVectorEnv.create({ ...make3, numWorkers: 2 });
+    try {
+      await other.setState(saved);
+      expect(await run(other, 60, seedrandom('after'))).toEqual(expected);
+      await expect(new SyncVectorEnv({ ...make3, numEnvs: 2 }).setState(saved)).rejects.toThrow(/another --num-envs/);
+    } finally {
+      await other.close();
+      await sync.close();
+    }
   });
 });

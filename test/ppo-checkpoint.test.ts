@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,28 @@ describe('checkpoints', () => {
     expect(config.name).toBe('interrupted');
     expect(existsSync(join(dir, 'trainer.json'))).toBe(true);
     expect(existsSync(`${dir}.old-4242`)).toBe(false);
+  });
+
+  it('a checkpoint holds env states, not history: its size does not grow with the run', async () => {
+    const dir = join(out, 'sizes', 'checkpoint');
+    const size = () => ['trainer.json', 'state.safetensors'].reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    let early = 0;
+    await runTraining(parseTrainConfig({ ...base, name: 'sizes', steps: 8 * 4 * 16 }), {
+      progress: 'none',
+      onUpdate: (m) => {
+        if (m.update === 3) early = size(); // the checkpoint of update 2
+      },
+    });
+    expect(early).toBeGreaterThan(0);
+    // Update 8's checkpoint: same envs, four times the steps. An action log would have grown 4x.
+    expect(Math.abs(size() / early - 1)).toBeLessThan(0.02);
+  });
+
+  it('a checkpoint of the old format (action log) gets a clear message', () => {
+    const dir = join(out, 'sizes', 'checkpoint');
+    const json = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8'));
+    writeFileSync(join(dir, 'trainer.json'), JSON.stringify({ ...json, version: 1 }));
+    expect(() => resolveTrainConfig({ resume: join(out, 'sizes') })).toThrow(/written by hqlt 0.1 .* start the run again/);
   });
 
   it('a corrupt checkpoint gives a clear error', async () => {

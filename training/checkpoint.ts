@@ -2,13 +2,14 @@
  * Training checkpoints in `<run>/checkpoint/`:
  * - `weights.safetensors`: the agent's weights (spec layout, `memory/weights.ts`);
  * - `optimizer.safetensors`: Adam's moments (`m.<weight>`, `v.<weight>`, in the variables' own layout);
- * - `state.safetensors`: the carried agent state (`state.<key>`), the env action log and the current encoded
- *   observations;
- * - `trainer.json`: config, counters, RNG state, episode bookkeeping, and a SHA-256 of each file above.
+ * - `state.safetensors`: the carried agent state (`state.<key>`);
+ * - `trainer.json`: config, counters, RNG state, episode bookkeeping, every env's state and the current
+ *   observations (JSON), and a SHA-256 of each file above.
  *
  * Written atomically: everything goes to a temp folder that is renamed into place, so a crash leaves either the
- * old checkpoint or the new one. Checkpoints are taken at update boundaries only; `PpoTrainer.restore` rebuilds
- * the envs by re-seeding and replaying the action log, so a resumed run continues bit for bit on the same backend.
+ * old checkpoint or the new one. Checkpoints are taken at update boundaries only; `PpoTrainer.restore` sets the
+ * envs' saved state, so a resumed run continues bit for bit on the same backend, and a checkpoint's size and
+ * resume time do not grow with the run.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { assignWeights, weightsToTensors } from '../memory/weights.js';
 import type { TrainConfig } from './config.js';
 import type { TrainerSnapshot } from './ppo.js';
 
-const VERSION = 1;
+const VERSION = 2;
 const FILES = ['weights.safetensors', 'optimizer.safetensors', 'state.safetensors'] as const;
 
 interface TrainerJson {
@@ -27,7 +28,7 @@ interface TrainerJson {
   config: TrainConfig;
   backend: string;
   sha256: Record<string, string>;
-  snapshot: Omit<TrainerSnapshot, 'adam' | 'agentState' | 'actionLog' | 'features'> & {
+  snapshot: Omit<TrainerSnapshot, 'adam' | 'agentState'> & {
     accBeta1: number;
     accBeta2: number;
     agentStateKeys: string[];
@@ -63,15 +64,12 @@ export async function saveCheckpoint(
   });
   const state: Record<string, FloatTensor> = {};
   for (const [key, t] of Object.entries(snapshot.agentState)) state[`state.${key}`] = t;
-  const width = config.numEnvs * agent.distribution.actionDim;
-  state.actionLog = { shape: [snapshot.actionLog.length / width, width], data: snapshot.actionLog };
-  state.features = { shape: [snapshot.features.length], data: snapshot.features };
   const bytes: Record<(typeof FILES)[number], Uint8Array> = {
     'weights.safetensors': encodeSafetensors(await weightsToTensors(agent)),
     'optimizer.safetensors': encodeSafetensors(optimizer),
     'state.safetensors': encodeSafetensors(state),
   };
-  const { adam, agentState, actionLog: _log, features: _f, ...rest } = snapshot;
+  const { adam, agentState, ...rest } = snapshot;
   const json: TrainerJson = {
     version: VERSION,
     config,
@@ -126,6 +124,11 @@ function readTrainerJson(dir: string): TrainerJson {
   } catch (err) {
     throw corrupt(dir, `trainer.json is not valid JSON: ${(err as Error).message}`);
   }
+  if (json.version === 1)
+    throw new Error(
+      `The checkpoint in ${dir} was written by hqlt 0.1 (it replays an action log); this version saves env states ` +
+        `instead and cannot resume it. Resume it with hqlt 0.1, or start the run again.`,
+    );
   if (json.version !== VERSION) throw corrupt(dir, `unsupported checkpoint version ${json.version}, expected ${VERSION}`);
   if (!json.config || !json.snapshot || !json.sha256) throw corrupt(dir, 'trainer.json lacks config, snapshot or checksums');
   return json;
@@ -170,7 +173,7 @@ export function loadCheckpoint(runDir: string, agent: RecurrentAgent): Checkpoin
     if (!t) throw corrupt(dir, `agent state '${key}' is missing`);
     agentState[key] = { shape: t.shape, data: t.data };
   }
-  if (!st.actionLog || !st.features) throw corrupt(dir, 'the env action log is missing');
+  if (json.snapshot.envState === undefined || json.snapshot.obs === undefined) throw corrupt(dir, 'the env state is missing');
   const { accBeta1, accBeta2, agentStateKeys: _k, ...rest } = json.snapshot;
   return {
     config: json.config,
@@ -179,8 +182,6 @@ export function loadCheckpoint(runDir: string, agent: RecurrentAgent): Checkpoin
       ...rest,
       adam: { accBeta1, accBeta2, m: moment('m'), v: moment('v') },
       agentState,
-      actionLog: st.actionLog.data,
-      features: st.features.data,
     },
   };
 }

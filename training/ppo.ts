@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RecurrentAgent } from '../agents/agent.js';
+import { valueFromJson, valueToJson, type Json } from '../envs/snapshot.js';
 import type { VectorEnv } from '../envs/vector.js';
 import type { State } from '../memory/core.js';
 import { makeRng, type Rng } from '../memory/random.js';
@@ -141,15 +142,13 @@ export interface TrainerSnapshot {
   pendingReset: number[];
   episodeReturn: number[];
   episodeLength: number[];
-  /** The seed of the vector env's (only) seeded reset. */
+  /** The seed of the vector env's first reset (a resumed remote env is reset from it and the update count). */
   envSeed: number;
-  /** Every action row sent to the env since that reset, [steps × N × actionDim], to replay the env's state. */
-  actionLog: Float32Array;
-  /** Encoded current observations, to check the replay reproduced them. */
-  features: Float32Array;
+  /** Every env's state (`VectorEnv.getState`), or null for envs that cannot be saved (remote ones). */
+  envState: Json;
+  /** The current observations (`valueToJson`). */
+  obs: Json;
 }
-
-const LOG_CHUNK = 4096;
 
 /** Runs rollouts on a vector env and PPO updates on an agent. */
 export class PpoTrainer<O = unknown, A = unknown> {
@@ -162,8 +161,6 @@ export class PpoTrainer<O = unknown, A = unknown> {
   private state: State = {};
   private episodes: EpisodeTracker;
   private envSeed = 0;
-  private log: Float32Array[] = [];
-  private logSteps = 0;
   private started = false;
 
   constructor(
@@ -211,7 +208,6 @@ export class PpoTrainer<O = unknown, A = unknown> {
       if (t % L === 0) boundary.push(cloneState(this.state));
       const ep = this.episodes;
       const res = await this.agent.act(this.obs, this.state, ep.episodeStart, { rng: this.rng });
-      this.logActions(res.actionData);
       for (let n = 0; n < N; n++) {
         const i = n * T + t;
         buf.features.set(res.features.subarray(n * F, (n + 1) * F), i * F);
@@ -322,23 +318,8 @@ export class PpoTrainer<O = unknown, A = unknown> {
     };
   }
 
-  private logActions(rows: Float32Array): void {
-    const width = rows.length;
-    const last = this.log[this.log.length - 1];
-    const used = this.logSteps % LOG_CHUNK;
-    if (!last || used === 0) this.log.push(new Float32Array(LOG_CHUNK * width));
-    this.log[this.log.length - 1].set(rows, used * width);
-    this.logSteps++;
-  }
-
   /** The trainer's state at an update boundary, for a checkpoint. */
   async snapshot(): Promise<TrainerSnapshot> {
-    const width = this.settings.numEnvs * this.agent.distribution.actionDim;
-    const actionLog = new Float32Array(this.logSteps * width);
-    this.log.forEach((chunk, k) => {
-      const steps = Math.min(LOG_CHUNK, this.logSteps - k * LOG_CHUNK);
-      actionLog.set(chunk.subarray(0, steps * width), k * LOG_CHUNK * width);
-    });
     const agentState: TrainerSnapshot['agentState'] = {};
     for (const [key, t] of Object.entries(this.state)) {
       agentState[key] = { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) };
@@ -354,50 +335,38 @@ export class PpoTrainer<O = unknown, A = unknown> {
       episodeReturn: Array.from(this.episodes.episodeReturn),
       episodeLength: Array.from(this.episodes.episodeLength),
       envSeed: this.envSeed,
-      actionLog,
-      features: this.agent.encoder.encode(this.obs),
+      envState: this.env.getState ? await this.env.getState() : null,
+      obs: valueToJson(this.obs),
     };
   }
 
   /**
-   * Restores a snapshot: re-seeds the envs and replays the logged actions (envs are deterministic given their
-   * seed, as Gymnasium's), then checks the replay ended on the saved observations.
+   * Restores a snapshot. Envs that were saved (local ones) continue exactly where they were, at a cost that does
+   * not grow with the run. Envs that cannot be saved (remote ones) are reset instead, with the agent's memory and
+   * episode bookkeeping: the run continues, not bit for bit. Returns whether the envs were restored.
    */
-  async restore(snap: TrainerSnapshot): Promise<void> {
-    const N = this.settings.numEnvs;
-    const d = this.agent.distribution;
-    const width = N * d.actionDim;
-    if (snap.actionLog.length % width !== 0) {
-      throw new Error(`The checkpoint's action log has ${snap.actionLog.length} values, not a multiple of ${width}.`);
+  async restore(snap: TrainerSnapshot): Promise<{ envRestored: boolean }> {
+    const envRestored = snap.envState !== null && this.env.setState !== undefined;
+    if (envRestored) {
+      await this.env.setState!(snap.envState);
+      this.obs = valueFromJson(snap.obs) as O[];
+      disposeState(this.state);
+      this.state = {};
+      for (const [key, { shape, data }] of Object.entries(snap.agentState)) this.state[key] = tf.tensor(data, shape);
+      this.episodes.episodeStart = Float32Array.from(snap.episodeStart);
+      this.episodes.pendingReset = Uint8Array.from(snap.pendingReset);
+      this.episodes.episodeReturn = Float64Array.from(snap.episodeReturn);
+      this.episodes.episodeLength = Float64Array.from(snap.episodeLength);
+    } else {
+      await this.start(snap.envSeed + snap.update * this.settings.numEnvs);
     }
-    await this.start(snap.envSeed);
-    const steps = snap.actionLog.length / width;
-    this.log = [];
-    this.logSteps = 0;
-    for (let k = 0; k < steps; k++) {
-      const rows = snap.actionLog.subarray(k * width, (k + 1) * width);
-      const actions = Array.from({ length: N }, (_, n) => d.toEnv(rows.subarray(n * d.actionDim, (n + 1) * d.actionDim)) as A);
-      this.obs = (await this.env.step(actions)).obs;
-      this.logActions(rows);
-    }
-    const features = this.agent.encoder.encode(this.obs);
-    if (features.length !== snap.features.length || features.some((x, i) => x !== snap.features[i])) {
-      throw new Error(
-        'Replaying the logged actions did not reproduce the checkpointed observations: the env is not deterministic ' +
-          'given its seed, or the checkpoint belongs to a different env.',
-      );
-    }
-    disposeState(this.state);
-    this.state = {};
-    for (const [key, { shape, data }] of Object.entries(snap.agentState)) this.state[key] = tf.tensor(data, shape);
+    this.envSeed = snap.envSeed;
+    this.started = true;
     this.update = snap.update;
     this.globalStep = snap.globalStep;
     this.rng = makeRng('restored', snap.rngState);
     this.adam.setState(snap.adam);
-    this.episodes.episodeStart = Float32Array.from(snap.episodeStart);
-    this.episodes.pendingReset = Uint8Array.from(snap.pendingReset);
-    this.episodes.episodeReturn = Float64Array.from(snap.episodeReturn);
-    this.episodes.episodeLength = Float64Array.from(snap.episodeLength);
+    return { envRestored };
   }
 
   /** Frees the optimizer and carried state (not the agent or env, which the caller owns). */

@@ -83,7 +83,10 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
       if (ckpt.backend !== backend.active) {
         console.warn(`Note: the checkpoint was written on backend '${ckpt.backend}', resuming on '${backend.active}': the run continues, but not bit for bit.`);
       }
-      await trainer.restore(ckpt.snapshot);
+      const { envRestored } = await trainer.restore(ckpt.snapshot);
+      if (!envRestored) {
+        console.warn(`Note: ${config.env} cannot save its envs, so resuming resets them (episodes in progress start over): the run continues, but not bit for bit.`);
+      }
     } else {
       mkdirSync(runDir, { recursive: true });
       writeFileAtomicSync(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
