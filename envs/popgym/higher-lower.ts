@@ -7,10 +7,11 @@
  * - Reward: +1/(52·numDecks) for a right guess, −1/(52·numDecks) for a wrong one, 0 when the ranks tie.
  * - Episode: 52·numDecks − 1 steps, then terminated.
  * - Difficulty (numDecks): Easy 1, Medium 2, Hard 3 → 51 / 103 / 155 steps.
+ * - Info: at reset, `card`: the first card as POPGym's `[suit, rank]` labels (e.g. `['d', '10']`); none at steps.
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, rankOf, cardLabel } from './deck.js';
+import { Deck, rankOf, cardLabel, popgymCardLabels } from './deck.js';
 import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface HigherLowerOptions {
@@ -54,7 +55,7 @@ export class HigherLower extends PopgymGameEnv<number, number> {
   protected resetEnv(): ResetResult<number> {
     this.deck.shuffle(this.rng);
     this.current = this.deck.draw();
-    return { obs: rankOf(this.current), info: {} };
+    return { obs: rankOf(this.current), info: { card: popgymCardLabels(this.current) } };
   }
 
   protected stepEnv(action: number): StepResult<number> {

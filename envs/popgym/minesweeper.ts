@@ -8,8 +8,8 @@
  * - Reward (L = free cells = rows·cols − mines): +1/L for a new free cell; a mine costs −0.5 − 1/L and ends
  *   the episode; re-clicking a revealed cell costs −0.5/(L − 2). Clearing the board returns 1; the worst
  *   episode (a free cell, L − 2 re-clicks, then a mine) returns −1.
- * - Episode: terminated on a mine or when every free cell is revealed; truncated after L steps. (POPGym lets
- *   one extra step through before truncating, which breaks the −1 floor; fixed here.)
+ * - Episode: terminated on a mine or when every free cell is revealed; truncated after L steps unless the last
+ *   step also terminated (as POPGym: `truncated = at the limit and not terminated`).
  * - Difficulty (rows×cols, mines): Easy 4×4, 2; Medium 6×6, 6; Hard 8×8, 10 → L = 14 / 30 / 54.
  */
 import { Discrete, MultiDiscrete } from '../spaces.js';
@@ -129,7 +129,7 @@ export class MineSweeper extends PopgymGameEnv<number, Int32Array> {
       obs: this.neighbours[cell],
       reward,
       terminated,
-      truncated: this.steps >= this.maxEpisodeLength,
+      truncated: this.steps >= this.maxEpisodeLength && !terminated,
       info: {},
     };
   }

@@ -8,7 +8,8 @@
  * - Episode: L steps, then truncated.
  * - Difficulty (N, L): Easy (10, 200), Medium (20, 400), Hard (30, 600).
  *
- * The reset info carries the arm probabilities (`bandits`) for logging; the agent never observes them.
+ * Every info (reset and steps, as POPGym) carries the arm probabilities (`bandits`) for logging; the agent
+ * never observes them.
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
@@ -40,6 +41,8 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
    */
   readonly returnBounds: ReturnBounds;
   private readonly bandits: Float64Array;
+  /** The arm probabilities for the infos: one frozen list per episode, shared by its infos (as POPGym's). */
+  private banditList: readonly number[] = [];
   private readonly rewardScale: number;
   private steps = 0;
   private lastArm = -1;
@@ -61,7 +64,8 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     this.steps = 0;
     this.lastArm = -1;
     this.lastObs = 0;
-    return { obs: 0, info: { bandits: Array.from(this.bandits) } };
+    this.banditList = Object.freeze(Array.from(this.bandits));
+    return { obs: 0, info: { bandits: this.banditList } };
   }
 
   protected stepEnv(action: number): StepResult<number> {
@@ -70,7 +74,7 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     this.lastArm = action;
     this.lastObs = obs;
     const reward = obs ? this.rewardScale : -this.rewardScale;
-    return { obs, reward, terminated: false, truncated: this.steps >= this.maxEpisodeLength, info: {} };
+    return { obs, reward, terminated: false, truncated: this.steps >= this.maxEpisodeLength, info: { bandits: this.banditList } };
   }
 
   /** The arm with the highest payout probability (hidden state; for scripted tests, never observed). */
