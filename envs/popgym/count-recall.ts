@@ -64,7 +64,12 @@ export class CountRecall extends PopgymGameEnv<Int32Array, number> {
     this.maxEpisodeLength = this.values.numCards - 1;
     this.rewardScale = 1 / this.maxEpisodeLength;
     this.counts = new Int32Array(distinct);
-    this.returnBounds = { optimal: 1, random: 2 / (this.maxCount + 1) - 1 };
+    this.returnBounds = {
+      optimal: 1,
+      random: 2 / (this.maxCount + 1) - 1,
+      reachable: true,
+      source: { optimal: 'analytic: perfect counting answers every query', random: 'analytic: a random count is right 1/(maxCount + 1) of the time' },
+    };
   }
 
   protected resetEnv(): ResetResult<Int32Array> {

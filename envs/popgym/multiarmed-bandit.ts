@@ -35,8 +35,8 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
   readonly numBandits: number;
   readonly maxEpisodeLength: number;
   /**
-   * Optimal is an oracle bound (any agent must first explore): always pulling the best arm returns
-   * E[2·max p − 1] = 2N/(N + 1) − 1 = (N − 1)/(N + 1) (0.818 / 0.905 / 0.935). A random arm returns
+   * Optimal is an oracle bound, not reachable (any agent must first explore): always pulling the best arm
+   * returns E[2·max p − 1] = 2N/(N + 1) − 1 = (N − 1)/(N + 1) (0.818 / 0.905 / 0.935). A random arm returns
    * E[2p − 1] = 0.
    */
   readonly returnBounds: ReturnBounds;
@@ -55,7 +55,12 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     this.actionSpace = new Discrete(this.numBandits);
     this.bandits = new Float64Array(this.numBandits);
     this.rewardScale = 1 / this.maxEpisodeLength;
-    this.returnBounds = { optimal: (this.numBandits - 1) / (this.numBandits + 1), random: 0 };
+    this.returnBounds = {
+      optimal: (this.numBandits - 1) / (this.numBandits + 1),
+      random: 0,
+      reachable: false,
+      source: { optimal: 'oracle: always pulls the best arm, known in advance', random: 'analytic: E[2p − 1] = 0 for a random arm' },
+    };
   }
 
   protected resetEnv(): ResetResult<number> {
