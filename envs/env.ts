@@ -122,12 +122,14 @@ export interface ReturnBounds {
   random: number;
   /** Whether an agent that sees only observations and its own actions can reach `optimal` in expectation. */
   reachable: boolean;
-  /** Where each number comes from: 'analytic: ...', 'measured: ...' or 'oracle: ...' (see the env's doc). */
+  /** Where each number comes from: 'analytic: …', 'measured: …', 'oracle: …' or 'upper bound: …'. */
   source: { optimal: string; random: string };
 }
 
-/** The reference returns an env states (as a `returnBounds` property), seen through any wrappers. Bounds
- * without `reachable: true` count as unreachable, and without a source as 'unstated'. */
+/**
+ * The reference returns an env states (as a `returnBounds` property), seen through any wrappers. Bounds without
+ * `reachable: true` count as unreachable, and without a source as 'unstated'.
+ */
 export function returnBoundsOf(env: Env): ReturnBounds | undefined {
   const b = (env.unwrapped as { returnBounds?: Partial<ReturnBounds> }).returnBounds;
   if (!b || typeof b.optimal !== 'number' || typeof b.random !== 'number') return undefined;

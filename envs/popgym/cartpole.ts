@@ -68,7 +68,7 @@ export interface CartPoleOptions {
 
 export interface VelocityOnlyCartPoleOptions {
   maxEpisodeLength?: number;
-  /** Opt-in departure from POPGym (README, "Departures from POPGym"): observe velocities at reset too. */
+  /** Opt-in departure from POPGym (listed in README, "POPGym's rules, exactly"): observe velocities at reset too. */
   velocityAtReset?: boolean;
 }
 
