@@ -126,23 +126,38 @@ export abstract class Env<O = unknown, A = unknown> {
   protected abstract stepEnv(action: A): StepResult<O>;
 }
 
-/** Reference episode returns, on the env's own scale (POPGym's: about [-1, 1]); suites
- * normalise scores as (return - random) / (optimal - random). */
+/**
+ * Reference episode returns, on the env's own scale (POPGym's: about [-1, 1]). Suites report raw returns and
+ * normalise as (return - random) / (optimal - random) only where `reachable`: an oracle's optimum would make a
+ * perfect memory agent look weak.
+ */
 export interface ReturnBounds {
   /**
-   * The best expected return: a perfect-memory policy's where that is exact, otherwise (games with hidden
-   * state no memory can reveal) a privileged oracle's upper bound; each env's doc says which.
+   * The best expected return: a memory agent's when `reachable`, otherwise an upper bound that only privileged
+   * knowledge reaches (hidden state no memory can reveal).
    */
   optimal: number;
   /** The expected return of the uniform random policy (every action drawn from the action space). */
   random: number;
+  /** Whether an agent that sees only observations and its own actions can reach `optimal` in expectation. */
+  reachable: boolean;
+  /** Where each number comes from: 'analytic: …', 'measured: …', 'oracle: …' or 'upper bound: …'. */
+  source: { optimal: string; random: string };
 }
 
-/** The reference returns an env states (as a `returnBounds` property), seen through any wrappers. */
+/**
+ * The reference returns an env states (as a `returnBounds` property), seen through any wrappers. Bounds without
+ * `reachable: true` count as unreachable, and without a source as 'unstated'.
+ */
 export function returnBoundsOf(env: Env): ReturnBounds | undefined {
-  const bounds = (env.unwrapped as { returnBounds?: unknown }).returnBounds;
-  if (bounds && typeof bounds === 'object' && 'optimal' in bounds && 'random' in bounds) return bounds as ReturnBounds;
-  return undefined;
+  const b = (env.unwrapped as { returnBounds?: Partial<ReturnBounds> }).returnBounds;
+  if (!b || typeof b.optimal !== 'number' || typeof b.random !== 'number') return undefined;
+  return {
+    optimal: b.optimal,
+    random: b.random,
+    reachable: b.reachable === true,
+    source: { optimal: b.source?.optimal ?? 'unstated', random: b.source?.random ?? 'unstated' },
+  };
 }
 
 /** An RGB image, row-major [height, width, 3]. */

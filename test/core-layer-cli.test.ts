@@ -86,6 +86,26 @@ describe('hqlt layer command', () => {
     ).rejects.toThrow(message);
   });
 
+  it("accepts and ignores the authors' b_proj.weight where the layer has no β (synchronous-linear)", async () => {
+    const layer = new HqltLayer(
+      { dim: D, heads: 2, window: 4, blend: 'synchronous-linear', mixing: 'vector', rope: false, shortConv: false, allowNegativeEigenvalues: true },
+      makeRng(3),
+    );
+    await exportWeights(layer, path('lin.safetensors'));
+    layer.dispose();
+    const { tensors } = readSafetensors(path('lin.safetensors'));
+    const withBeta = (shape: number[]) => ({ ...tensors, 'b_proj.weight': { shape, data: new Float32Array(shape[0] * shape[1]).fill(0.5) } });
+    writeSafetensors(path('lin-b.safetensors'), withBeta([2, D]));
+    writeSafetensors(path('lin-bad.safetensors'), withBeta([3, D]));
+    writeSafetensors(path('x4.safetensors'), { x: { shape: [1, 3, D], data: Float32Array.from({ length: 3 * D }, (_, i) => Math.cos(i)) } });
+    const run = (weights: string, out: string) =>
+      runLayer({ config: writeJson('lin.json', { blend: 'synchronous-linear' }), weights: path(weights), input: path('x4.safetensors'), out: path(out), backend: 'wasm' });
+    await run('lin.safetensors', 'y4.safetensors');
+    await run('lin-b.safetensors', 'y4b.safetensors');
+    expect(readSafetensors(path('y4b.safetensors')).tensors.y.data).toEqual(readSafetensors(path('y4.safetensors')).tensors.y.data);
+    await expect(run('lin-bad.safetensors', 'y4c.safetensors')).rejects.toThrow(/'b_proj\.weight' has shape \[3, 8\], expected \[2, 8\]/);
+  });
+
   it('fails clearly on a badly shaped input', async () => {
     writeSafetensors(path('x3.safetensors'), { x: { shape: [1, 2, D + 1], data: new Float32Array(2 * (D + 1)) } });
     await expect(

@@ -165,7 +165,8 @@ describe('HigherLower', () => {
       expect(ret).toBeCloseTo(nonTies / n, 12);
       total += ret;
     }
-    expect(Math.abs(total / episodes - env.returnBounds.optimal)).toBeLessThan(0.03);
+    // 48d of the 52d − 1 guesses are expected to be non-ties: 12/13 at any d (an oracle's, not returnBounds).
+    expect(Math.abs(total / episodes - 12 / 13)).toBeLessThan(0.03);
   });
 
   it('a wrong guess costs 1/(52·numDecks)', () => {

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
-import { expandEnvs, maxMeanEpisodicReturn, normaliseReturn, runSuite } from '../training/suite.js';
+import type { ReturnBounds } from '../envs/env.js';
+import { toCsv, toMarkdown } from '../training/results-table.js';
+import { expandEnvs, maxMeanEpisodicReturn, normaliseReturn, runSuite, suiteTable } from '../training/suite.js';
+
+const source = { optimal: 'analytic: test', random: 'analytic: test' };
+const reachable: ReturnBounds = { optimal: 1, random: -0.5, reachable: true, source };
+const oracle: ReturnBounds = { optimal: 1, random: -0.5, reachable: false, source: { ...source, optimal: 'oracle: test' } };
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -15,11 +21,24 @@ describe('suite scoring', () => {
     expect(maxMeanEpisodicReturn([null, null])).toBeNaN();
   });
 
-  it('normalises so random scores 0 and optimal scores 1', () => {
-    expect(normaliseReturn(-0.5, { optimal: 1, random: -0.5 })).toBe(0);
-    expect(normaliseReturn(1, { optimal: 1, random: -0.5 })).toBe(1);
-    expect(normaliseReturn(0.25, { optimal: 1, random: -0.5 })).toBeCloseTo(0.5);
+  it('normalises so random scores 0 and optimal scores 1, only by reachable bounds', () => {
+    expect(normaliseReturn(-0.5, reachable)).toBe(0);
+    expect(normaliseReturn(1, reachable)).toBe(1);
+    expect(normaliseReturn(0.25, reachable)).toBeCloseTo(0.5);
     expect(normaliseReturn(0.3, undefined)).toBeNull();
+    expect(normaliseReturn(0.3, oracle)).toBeNull();
+  });
+
+  it('tabulates raw MMER first, the normalised score or -, and where the bounds come from', () => {
+    const cell = (env: string, mean: number, bounds?: ReturnBounds) => ({ env, core: 'gru', mmer: [mean], mean, normalised: normaliseReturn(mean, bounds), bounds });
+    const cells = [cell('a', 0.25, reachable), cell('b', 0.4, oracle), cell('c', 0.1)];
+    const table = suiteTable(cells, { envs: ['a', 'b', 'c'], cores: ['gru'], seeds: 1, base: {} });
+    const md = toMarkdown(table).split('\n');
+    expect(md[2]).toBe('| env | gru | gru norm | bounds (source) |');
+    expect(md[4]).toBe('| a | 0.250 | 0.500 | random -0.500 (analytic: test); optimal 1.000 (analytic: test) |');
+    expect(md[5]).toBe('| b | 0.400 | - | random -0.500 (analytic: test); optimal 1.000 unreachable (oracle: test) |');
+    expect(md[6]).toBe('| c | 0.100 | - | none stated |');
+    expect(toCsv(table).split('\n')[2]).toBe('b,0.4,,random -0.500 (analytic: test); optimal 1.000 unreachable (oracle: test)');
   });
 
   it('expands presets and rejects unknown names with the choices', () => {
@@ -50,7 +69,7 @@ describe('runSuite', () => {
     const md = await readFile(files.md, 'utf8');
     expect(md).toContain('| PassiveTMazeShort-v0 |');
     const csv = (await readFile(files.csv, 'utf8')).trim().split('\n');
-    expect(csv[0]).toBe('env,mlp,mlp norm');
+    expect(csv[0]).toBe('env,mlp,mlp norm,bounds (source)');
     expect(csv).toHaveLength(2);
   });
 });

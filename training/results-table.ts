@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../memory/files.js';
 
-/** A table cell: numbers are formatted with the table's `digits`; null prints as an empty cell. */
+/** A table cell: numbers are formatted with the table's `digits`; null prints as the table's `missing`. */
 export type Cell = string | number | null;
 
 export interface ResultsTable {
@@ -16,6 +16,8 @@ export interface ResultsTable {
   rows: Cell[][];
   /** Decimal places for numbers in Markdown (CSV keeps full precision). Default 1. */
   digits?: number;
+  /** Markdown text of null cells (CSV leaves them empty). Default empty. */
+  missing?: string;
 }
 
 function checkShape(table: ResultsTable): void {
@@ -26,8 +28,8 @@ function checkShape(table: ResultsTable): void {
   });
 }
 
-function mdCell(cell: Cell, digits: number): string {
-  if (cell === null) return '';
+function mdCell(cell: Cell, digits: number, missing = ''): string {
+  if (cell === null) return missing;
   if (typeof cell === 'number') return Number.isFinite(cell) ? cell.toFixed(digits) : String(cell);
   return cell.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
@@ -43,7 +45,7 @@ export function toMarkdown(table: ResultsTable): string {
     '',
     line(table.columns.map((c) => mdCell(c, digits))),
     line(numeric.map((n) => (n ? '---:' : '---'))),
-    ...table.rows.map((r) => line(r.map((c) => mdCell(c, digits)))),
+    ...table.rows.map((r) => line(r.map((c) => mdCell(c, digits, table.missing)))),
   ];
   if (table.caption) out.push('', table.caption);
   return `${out.join('\n')}\n`;

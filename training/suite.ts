@@ -1,7 +1,8 @@
 /**
  * The evaluation suite: train every (env, core) pair for a few seeds and tabulate POPGym's MMER (max mean
- * episodic return: the best per-update mean return over training, averaged over seeds), normalised per env as
- * (MMER − random) / (optimal − random) where the env states its reference returns.
+ * episodic return: the best per-update mean return over training, averaged over seeds) as the primary number,
+ * raw. A normalised score, (MMER − random) / (optimal − random), is added only where a memory agent can reach
+ * the env's stated optimum (`ReturnBounds.reachable`); each row says where its bounds come from.
  */
 import { make, registeredIds, returnBoundsOf, type ReturnBounds } from '../envs/index.js';
 import { parseTrainConfig, type TrainConfigInput } from './config.js';
@@ -47,8 +48,10 @@ export interface SuiteCell {
   /** MMER per seed. */
   mmer: number[];
   mean: number;
-  /** null when the env states no reference returns. */
+  /** null unless the env states reachable reference returns. */
   normalised: number | null;
+  /** The env's reference returns, if it states any. */
+  bounds?: ReturnBounds;
 }
 
 /** The best per-update mean episodic return of a run (NaN when no episode finished). */
@@ -57,8 +60,9 @@ export function maxMeanEpisodicReturn(returnMeans: (number | null)[]): number {
   return finite.length ? Math.max(...finite) : Number.NaN;
 }
 
+/** (value − random) / (optimal − random), or null unless a memory agent can reach `optimal`. */
 export function normaliseReturn(value: number, bounds: ReturnBounds | undefined): number | null {
-  if (!bounds || !(bounds.optimal > bounds.random)) return null;
+  if (!bounds?.reachable || !(bounds.optimal > bounds.random)) return null;
   return (value - bounds.random) / (bounds.optimal - bounds.random);
 }
 
@@ -88,14 +92,21 @@ export async function runSuite(opts: SuiteOptions): Promise<{ cells: SuiteCell[]
         opts.onRun?.(env, core, run.seed, value);
       }
       const mean = mmer.reduce((a, b) => a + b, 0) / mmer.length;
-      cells.push({ env, core, mmer, mean, normalised: normaliseReturn(mean, bounds) });
+      cells.push({ env, core, mmer, mean, normalised: normaliseReturn(mean, bounds), bounds });
     }
   }
   const files = await writeResultsTable(opts.out, 'suite', suiteTable(cells, opts));
   return { cells, files };
 }
 
-/** One row per env, a column per core: normalised MMER where known, else raw MMER (marked in the caption). */
+/** Where an env's bounds come from, for the table's last column. */
+export function describeBounds(bounds: ReturnBounds | undefined): string {
+  if (!bounds) return 'none stated';
+  const { optimal, random, reachable, source } = bounds;
+  return `random ${random.toFixed(3)} (${source.random}); optimal ${optimal.toFixed(3)} ${reachable ? '' : 'unreachable '}(${source.optimal})`;
+}
+
+/** One row per env: per core the raw MMER, then the normalised one ('-' where the bounds are unreachable). */
 export function suiteTable(cells: SuiteCell[], opts: Pick<SuiteOptions, 'envs' | 'cores' | 'seeds' | 'base'>): ResultsTable {
   const rows: Cell[][] = opts.envs.map((env) => [
     env,
@@ -103,15 +114,18 @@ export function suiteTable(cells: SuiteCell[], opts: Pick<SuiteOptions, 'envs' |
       const cell = cells.find((c) => c.env === env && c.core === core);
       return [cell ? cell.mean : null, cell?.normalised ?? null];
     }),
+    describeBounds(cells.find((c) => c.env === env)?.bounds),
   ]);
   return {
     title: 'MMER per env × core',
     caption:
-      `MMER: max over updates of the mean episodic return, averaged over ${opts.seeds} seed(s); ` +
-      `norm = (MMER − random) / (optimal − random) from the env's reference returns (empty where unknown). ` +
+      `MMER (the primary number, POPGym's measure): max over updates of the mean episodic return, raw (POPGym's ` +
+      `returns lie in about [−1, 1]), averaged over ${opts.seeds} seed(s). norm = (MMER − random) / (optimal − random), ` +
+      `only where a memory agent can reach the optimum; '-' where it is an oracle's or an upper bound. ` +
       `Steps per run: ${String(opts.base.steps ?? 'default')}.`,
-    columns: ['env', ...opts.cores.flatMap((c) => [c, `${c} norm`])],
+    columns: ['env', ...opts.cores.flatMap((c) => [c, `${c} norm`]), 'bounds (source)'],
     rows,
     digits: 3,
+    missing: '-',
   };
 }

@@ -12,7 +12,7 @@
 import { Discrete, Tuple } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
 import { Deck, suitOf, cardLabel, valueLabel } from './deck.js';
-import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import { PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface AutoencodeOptions {
   /** Decks to watch and recall. */
@@ -33,8 +33,7 @@ export class Autoencode extends PopgymGameEnv<unknown[], number> {
   readonly actionSpace = new Discrete(4);
   readonly numDecks: number;
   readonly maxEpisodeLength: number;
-  /** Perfect memory: 1. A random suit is right 1/4 of the time: (1/4 − 3/4)·1 = −0.5. */
-  readonly returnBounds: ReturnBounds = { optimal: 1, random: -0.5 };
+  readonly returnBounds: ReturnBounds = SUIT_RECALL_BOUNDS;
   private readonly deck: Deck;
   private readonly rewardScale: number;
   private recalled = 0;

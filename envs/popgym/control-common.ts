@@ -35,3 +35,9 @@ export function checkPositive(name: string, value: number, integer: boolean, all
     );
   return value;
 }
+
+/** Checks a boolean option, with a message that names it. */
+export function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new Error(`${name} must be true or false, got ${JSON.stringify(value) ?? String(value)}.`);
+  return value;
+}

@@ -4,11 +4,12 @@
  * it has been dealt so far, the card shown with the query included.
  *
  * - Observation: MultiDiscrete([v, v]) = [dealt card's value, query's value], v = distinct values of the field.
- * - Action: Discrete(maxCount + 1), a count in [0, maxCount], maxCount = 52·numDecks / v. (POPGym once had
- *   Discrete(maxCount), which cannot answer maxCount; fixed here.)
+ * - Action: Discrete(maxCount + 1), a count in [0, maxCount], maxCount = 52·numDecks / v.
  * - Reward: ±1/(52·numDecks − 1) for a right/wrong count, so perfect counting earns exactly 1.
  * - Episode: 52·numDecks − 1 steps (the value shoe runs out), then terminated.
  * - Difficulty (numDecks, field): Easy (1, colours), Medium (2, suits), Hard (4, ranks) → 51 / 103 / 207 steps.
+ * - Info (reset and steps): `counts`, how often each value has been dealt, the card just shown included (hidden
+ *   state for logging). A snapshot: POPGym hands out its live array, so its stored infos all end up equal.
  *
  * POPGym's `error_clamp` argument is accepted by it but never used, so it is left out here.
  */
@@ -63,20 +64,26 @@ export class CountRecall extends PopgymGameEnv<Int32Array, number> {
     this.maxEpisodeLength = this.values.numCards - 1;
     this.rewardScale = 1 / this.maxEpisodeLength;
     this.counts = new Int32Array(distinct);
-    this.returnBounds = { optimal: 1, random: 2 / (this.maxCount + 1) - 1 };
+    this.returnBounds = {
+      optimal: 1,
+      random: 2 / (this.maxCount + 1) - 1,
+      reachable: true,
+      source: { optimal: 'analytic: perfect counting answers every query', random: 'analytic: a random count is right 1/(maxCount + 1) of the time' },
+    };
   }
 
   protected resetEnv(): ResetResult<Int32Array> {
     this.values.shuffle(this.rng);
     this.queries.shuffle(this.rng);
     this.counts.fill(0);
-    return { obs: this.deal(), info: {} };
+    const obs = this.deal();
+    return { obs, info: { counts: Array.from(this.counts) } };
   }
 
   protected stepEnv(action: number): StepResult<Int32Array> {
     const reward = action === this.target() ? this.rewardScale : -this.rewardScale;
     const obs = this.deal();
-    return { obs, reward, terminated: this.values.remaining === 0, truncated: false, info: {} };
+    return { obs, reward, terminated: this.values.remaining === 0, truncated: false, info: { counts: Array.from(this.counts) } };
   }
 
   /** The right answer now: how often the current query's value has been dealt. */

@@ -38,6 +38,15 @@ export function valueLabel(value: number, field: CardField): string {
   return (field === 'ranks' ? RANK_LABELS : field === 'suits' ? SUIT_LABELS : COLOR_LABELS)[value] ?? '?';
 }
 
+/** POPGym's own labels (`core/deck.py` RANKS and SUITS), as its infos report cards. */
+const POPGYM_RANKS = ['a', '2', '3', '4', '5', '6', '7', '8', '9', '10', 'j', 'q', 'k'];
+const POPGYM_SUITS = ['s', 'd', 'c', 'h'];
+
+/** A card as POPGym's HigherLower reset info shows it: `[suit, rank]`, e.g. `['d', '10']`. */
+export function popgymCardLabels(card: number): [string, string] {
+  return [POPGYM_SUITS[suitOf(card)], POPGYM_RANKS[rankOf(card)]];
+}
+
 /** A card as text, e.g. '10♦'. */
 export function cardLabel(card: number): string {
   return RANK_LABELS[rankOf(card)] + SUIT_LABELS[suitOf(card)];

@@ -11,6 +11,17 @@ export type { ReturnBounds } from '../env.js';
 export type Difficulty = 'Easy' | 'Medium' | 'Hard';
 export const DIFFICULTIES: readonly Difficulty[] = ['Easy', 'Medium', 'Hard'];
 
+/**
+ * Bounds of the suit-recall games (Autoencode, RepeatFirst, RepeatPrevious): a perfect memory answers every
+ * query right (1); a random suit is right 1/4 of the time, (1/4 − 3/4)·1 = −0.5.
+ */
+export const SUIT_RECALL_BOUNDS: ReturnBounds = Object.freeze({
+  optimal: 1,
+  random: -0.5,
+  reachable: true,
+  source: Object.freeze({ optimal: 'analytic: perfect memory answers every query', random: 'analytic: a random suit is right 1/4 of the time' }),
+});
+
 /** A POPGym env: renders to ANSI text and states its reference returns. */
 export abstract class PopgymGameEnv<O, A> extends Env<O, A> {
   override readonly metadata = { renderModes: ['ansi'] };

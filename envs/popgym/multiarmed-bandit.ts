@@ -8,7 +8,8 @@
  * - Episode: L steps, then truncated.
  * - Difficulty (N, L): Easy (10, 200), Medium (20, 400), Hard (30, 600).
  *
- * The reset info carries the arm probabilities (`bandits`) for logging; the agent never observes them.
+ * Every info (reset and steps, as POPGym) carries the arm probabilities (`bandits`) for logging; the agent
+ * never observes them.
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
@@ -34,12 +35,14 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
   readonly numBandits: number;
   readonly maxEpisodeLength: number;
   /**
-   * Optimal is an oracle bound (any agent must first explore): always pulling the best arm returns
-   * E[2·max p − 1] = 2N/(N + 1) − 1 = (N − 1)/(N + 1) (0.818 / 0.905 / 0.935). A random arm returns
+   * Optimal is an oracle bound, not reachable (any agent must first explore): always pulling the best arm
+   * returns E[2·max p − 1] = 2N/(N + 1) − 1 = (N − 1)/(N + 1) (0.818 / 0.905 / 0.935). A random arm returns
    * E[2p − 1] = 0.
    */
   readonly returnBounds: ReturnBounds;
   private readonly bandits: Float64Array;
+  /** The arm probabilities for the infos: one frozen list per episode, shared by its infos (as POPGym's). */
+  private banditList: readonly number[] = [];
   private readonly rewardScale: number;
   private steps = 0;
   private lastArm = -1;
@@ -52,7 +55,12 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     this.actionSpace = new Discrete(this.numBandits);
     this.bandits = new Float64Array(this.numBandits);
     this.rewardScale = 1 / this.maxEpisodeLength;
-    this.returnBounds = { optimal: (this.numBandits - 1) / (this.numBandits + 1), random: 0 };
+    this.returnBounds = {
+      optimal: (this.numBandits - 1) / (this.numBandits + 1),
+      random: 0,
+      reachable: false,
+      source: { optimal: 'oracle: always pulls the best arm, known in advance', random: 'analytic: E[2p − 1] = 0 for a random arm' },
+    };
   }
 
   protected resetEnv(): ResetResult<number> {
@@ -61,7 +69,8 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     this.steps = 0;
     this.lastArm = -1;
     this.lastObs = 0;
-    return { obs: 0, info: { bandits: Array.from(this.bandits) } };
+    this.banditList = Object.freeze(Array.from(this.bandits));
+    return { obs: 0, info: { bandits: this.banditList } };
   }
 
   protected stepEnv(action: number): StepResult<number> {
@@ -70,7 +79,7 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     this.lastArm = action;
     this.lastObs = obs;
     const reward = obs ? this.rewardScale : -this.rewardScale;
-    return { obs, reward, terminated: false, truncated: this.steps >= this.maxEpisodeLength, info: {} };
+    return { obs, reward, terminated: false, truncated: this.steps >= this.maxEpisodeLength, info: { bandits: this.banditList } };
   }
 
   /** The arm with the highest payout probability (hidden state; for scripted tests, never observed). */

@@ -67,8 +67,8 @@ export interface PendulumOptions {
  * - Reward: Gymnasium's −cost rescaled from [−16.27, 0] to [−1, 1], then divided by L: (1 − 2·cost/16.27)/L.
  * - Ends: never terminates; truncated after L steps.
  * - Difficulty: L = 200/150/100 (harder = shorter episodes) for PositionOnly; σ = 0.1/0.2/0.3 at L = 200 for Noisy.
- * - returnBounds: optimal 1 is the upper bound (zero cost at every step; unreachable from most starts);
- *   random is the uniform-random-torque policy's mean return (RANDOM_PENDULUM_RETURN ≈ 0.24 at every L).
+ * - returnBounds: optimal 1 is an upper bound, not reachable (zero cost at every step; unreachable from most
+ *   starts); random is the uniform-random-torque policy's mean return (RANDOM_PENDULUM_RETURN ≈ 0.24 at every L).
  */
 export class PositionOnlyPendulum extends Env<Float32Array, Float32Array> {
   readonly observationSpace = new Box(-1, 1, [2]);
@@ -76,7 +76,15 @@ export class PositionOnlyPendulum extends Env<Float32Array, Float32Array> {
   override readonly metadata = { renderModes: ['ansi'], renderFps: 30 };
   readonly maxEpisodeLength: number;
   readonly noiseSigma: number;
-  readonly returnBounds: ReturnBounds = { optimal: 1, random: RANDOM_PENDULUM_RETURN };
+  readonly returnBounds: ReturnBounds = {
+    optimal: 1,
+    random: RANDOM_PENDULUM_RETURN,
+    reachable: false,
+    source: {
+      optimal: 'upper bound: zero cost at every step',
+      random: 'measured: 2,000 seeded uniform-random episodes per L; re-checked in test/popgym-control.test.ts',
+    },
+  };
 
   private state: PendulumState = { theta: 0, thetaDot: 0 };
   private steps = 0;

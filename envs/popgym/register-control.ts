@@ -4,7 +4,13 @@
  */
 import type { Env } from '../env.js';
 import { registerPopgymFamily, type PopgymFamily } from './game-env.js';
-import { NoisyPositionOnlyCartPole, PositionOnlyCartPole, VelocityOnlyCartPole, type CartPoleOptions } from './cartpole.js';
+import {
+  NoisyPositionOnlyCartPole,
+  PositionOnlyCartPole,
+  VelocityOnlyCartPole,
+  type CartPoleOptions,
+  type VelocityOnlyCartPoleOptions,
+} from './cartpole.js';
 import { LabyrinthEscape, LabyrinthExplore, type LabyrinthOptions } from './labyrinth.js';
 import { NoisyPositionOnlyPendulum, PositionOnlyPendulum, type PendulumOptions } from './pendulum.js';
 
@@ -32,8 +38,8 @@ export const POPGYM_CONTROL: readonly PopgymFamily[] = [
   },
   {
     name: 'VelocityOnlyCartPole',
-    create: (o) => new VelocityOnlyCartPole(cartPole(o)),
-    defaults: { maxEpisodeLength: 200 },
+    create: (o) => new VelocityOnlyCartPole(o as VelocityOnlyCartPoleOptions),
+    defaults: { maxEpisodeLength: 200, velocityAtReset: false },
     levels: [{ maxEpisodeLength: 200 }, { maxEpisodeLength: 400 }, { maxEpisodeLength: 600 }],
     description: 'Balance a pole seeing only cart and pole velocities',
   },

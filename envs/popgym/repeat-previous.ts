@@ -13,7 +13,7 @@
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
 import { Deck, DECK_SIZE, suitOf, cardLabel, valueLabel } from './deck.js';
-import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import { PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface RepeatPreviousOptions {
   /** Decks shuffled together (episode length 52·numDecks − 1). */
@@ -34,8 +34,7 @@ export class RepeatPrevious extends PopgymGameEnv<number, number> {
   readonly numDecks: number;
   readonly k: number;
   readonly maxEpisodeLength: number;
-  /** Perfect memory answers every query: 1. A random suit is right 1/4 of the time: (1/4 − 3/4)·1 = −0.5. */
-  readonly returnBounds: ReturnBounds = { optimal: 1, random: -0.5 };
+  readonly returnBounds: ReturnBounds = SUIT_RECALL_BOUNDS;
   private readonly deck: Deck;
   private readonly rewardScale: number;
 

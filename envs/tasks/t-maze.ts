@@ -9,7 +9,7 @@
  * O is the oracle square (x = 0), S the start (x = o), J the junction (x = o + L), and the two goal candidates sit
  * above and below J.
  */
-import { Env, type ResetResult, type StepResult } from '../env.js';
+import { Env, type ResetResult, type ReturnBounds, type StepResult } from '../env.js';
 import { Box, Discrete } from '../spaces.js';
 import { checkPositive } from '../popgym/control-common.js';
 
@@ -67,7 +67,7 @@ export class TMaze extends Env<Float32Array, number> {
   /** Episode length T = L + 1 + 2o. */
   readonly episodeLength: number;
   readonly junction: number;
-  readonly returnBounds: { optimal: number; random: number };
+  readonly returnBounds: ReturnBounds;
 
   private x = 0;
   private y = 0;
@@ -85,7 +85,12 @@ export class TMaze extends Env<Float32Array, number> {
     this.lagPenalty = checkPositive('lagPenalty', opts.lagPenalty ?? 1, false, true);
     this.junction = oracleDistance + this.corridorLength;
     this.episodeLength = this.corridorLength + 1 + 2 * oracleDistance;
-    this.returnBounds = { optimal: this.goalReward, random: this.randomPolicyReturn() };
+    this.returnBounds = {
+      optimal: this.goalReward,
+      random: this.randomPolicyReturn(),
+      reachable: true,
+      source: { optimal: 'analytic: the fastest schedule to the cued goal', random: 'analytic: dynamic programming over the random walk' },
+    };
   }
 
   /** The cued side (+1 up, −1 down): privileged, for scripted policies and tests. */

@@ -74,6 +74,21 @@ function layerOptions(config: z.output<typeof LayerConfig>, weights: Record<stri
   return { ...config, heads, dim, keyDim, valueDim };
 }
 
+/**
+ * The weights minus `b_proj.weight` where the layer has no β (synchronous-linear, or no FW-memory): the authors'
+ * layer always stores it. Its shape is still checked, so a file for another layer is not silently accepted.
+ */
+function dropUnusedBeta(layer: HqltLayer, weights: Record<string, FloatTensor>, path: string): Record<string, FloatTensor> {
+  const name = 'b_proj.weight';
+  const beta = weights[name];
+  if (!beta || layer.namedWeights().some((w) => w.name === name)) return weights;
+  const want = [layer.options.heads, layer.options.dim];
+  if (beta.shape.join(',') !== want.join(','))
+    throw new Error(`${path}: '${name}' has shape [${beta.shape.join(', ')}], expected [${want.join(', ')}] (it is ignored, as this layer has no β, but must fit).`);
+  const { [name]: _unused, ...rest } = weights;
+  return rest;
+}
+
 /** Runs the layer over the input file from a zero state and writes `y`; returns the output shape. */
 export async function runLayer(opts: LayerRunOptions): Promise<number[]> {
   await initBackend(opts.backend);
@@ -97,7 +112,7 @@ export async function runLayer(opts: LayerRunOptions): Promise<number[]> {
   const layer = new HqltLayer(options, makeRng(0));
   try {
     try {
-      assignWeights(layer, weights, opts.weights);
+      assignWeights(layer, dropUnusedBeta(layer, weights, opts.weights), opts.weights);
     } catch (err) {
       throw new Error(`${(err as Error).message} Check that the config's mixing, shortConv, memories and blend match the weights.`);
     }

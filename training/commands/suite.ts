@@ -18,7 +18,9 @@ interface SuiteFlags {
 export function registerSuite(program: Command): void {
   program
     .command('suite')
-    .description('train and evaluate every env × core pair; write a table of MMER (markdown + CSV), normalised per env')
+    .description(
+      "train and evaluate every env × core pair; write POPGym's raw MMER per pair (markdown + CSV), plus a normalised score where the env's optimum is reachable",
+    )
     .option('--envs <list>', `env ids and presets (${Object.keys(ENV_PRESETS).join(', ')})`, 'memory')
     .option('--cores <list>', 'core types or presets, comma-separated', 'hqlt-sync,gru,mlp')
     .option('--steps <n>', 'env steps per run (default: the train default)', positiveIntArg)
