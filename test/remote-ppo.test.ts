@@ -2,7 +2,8 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runEval } from '../training/commands/eval.js';
 import { runTraining } from '../training/commands/train.js';
 import { parseTrainConfig, ppoSettings } from '../training/config.js';
 import { RecurrentAgent } from '../agents/agent.js';
@@ -10,7 +11,7 @@ import { RemoteVectorEnv } from '../envs/remote/index.js';
 import { initBackend } from '../memory/backend.js';
 import { PpoTrainer, type PpoSettings } from '../training/ppo.js';
 import { ElmanCore } from './ppo-fixtures.js';
-import { findPython, ipcEndpoint, startServer, type ChildServer } from './fixtures/remote-helpers.js';
+import { describePython, ipcEndpoint, requirePython, startServer, type ChildServer } from './fixtures/remote-helpers.js';
 
 let server: ChildServer | undefined;
 const others: ChildServer[] = [];
@@ -27,9 +28,9 @@ const settings: PpoSettings = ppoSettings(
   parseTrainConfig({ numEnvs: 8, rollout: 16, seqLen: 8, minibatches: 2, lr: 1e-2, steps: 25 * 8 * 16 }),
 );
 
-describe('PPO on a remote env', () => {
+describePython('PPO on a remote env', () => {
   it('learns the one-bit memory task served by the Python server well above random (0.5)', async () => {
-    server = await startServer(findPython(), [
+    server = await startServer(requirePython(), [
       'envs/remote/hqlt_env_server.py', '--entry-point', 'test/fixtures/cue_env.py:CueEnv',
       '--num-envs', '8', '--bind', ipcEndpoint('cue'),
     ]);
@@ -50,9 +51,9 @@ describe('PPO on a remote env', () => {
   });
 });
 
-describe('hqlt train --env remote:...', () => {
+describePython('hqlt train --env remote:...', () => {
   const serveCue = async (name: string) => {
-    const s = await startServer(findPython(), [
+    const s = await startServer(requirePython(), [
       'envs/remote/hqlt_env_server.py', '--entry-point', 'test/fixtures/cue_env.py:CueEnv', '--num-envs', '4', '--bind', ipcEndpoint(name),
     ]);
     others.push(s);
@@ -70,6 +71,16 @@ describe('hqlt train --env remote:...', () => {
     expect(metrics).toHaveLength(3);
     expect(metrics.every((m) => Number.isFinite(m.policyLoss))).toBe(true);
     expect(existsSync(join(runDir, 'checkpoint', 'trainer.json'))).toBe(true);
+    // The finished trainer left the server running: eval uses it at once (it used to wait 30 s and time out).
+    const t0 = Date.now();
+    const evaluated = await runEval({ run: runDir, episodes: 8, remoteTimeout: 5000 });
+    expect(evaluated.episodes).toBe(8);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    // --remote-timeout reaches eval's client too.
+    s.kill();
+    await expect(runEval({ run: runDir, episodes: 8, remoteTimeout: 300 })).rejects.toThrow(
+      /within 300 ms.*--remote-timeout/,
+    );
   });
 
   it('says how many envs the servers host when --num-envs disagrees', async () => {

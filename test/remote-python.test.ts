@@ -1,8 +1,11 @@
 /** The Python server (envs/remote/hqlt_env_server.py) through RemoteVectorEnv: spaces, data, faults, fuzzing. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import seedrandom from 'seedrandom';
-import { RemoteVectorEnv, RemoteEnvError, makeRemoteVectorEnv } from '../envs/remote/index.js';
+import { PROTOCOL_VERSION, RemoteVectorEnv, RemoteEnvError, makeRemoteVectorEnv } from '../envs/remote/index.js';
 import {
+  RawClient,
+  describePython,
+  describeSessions,
   echoSpace,
   ipcEndpoint,
   malformedRequests,
@@ -20,7 +23,7 @@ const start = async (...args: Parameters<typeof startPythonEcho>) => {
 };
 afterAll(() => servers.forEach((s) => s.kill()));
 
-describe('Python env server', () => {
+describePython('Python env server', () => {
   let a: ChildServer;
   let b: ChildServer;
   let env: RemoteVectorEnv<Record<string, unknown>, Record<string, unknown>>;
@@ -28,6 +31,7 @@ describe('Python env server', () => {
     [a, b] = await Promise.all([start(3), start(2, { bind: ipcEndpoint() })]);
     env = await RemoteVectorEnv.connect([a.endpoint, b.endpoint], { timeoutMs: 10_000 });
   });
+  afterAll(() => env?.close());
 
   it('describes its envs: count, every space type converted to our JSON form, autoreset mode', () => {
     expect(env.numEnvs).toBe(5);
@@ -79,22 +83,30 @@ describe('Python env server', () => {
     const bad = { ...echoSpace().sample(seedrandom('y')), disc: 7 } as Record<string, unknown>;
     // The client checks actions against the space first, as a local vector env does...
     await expect(env.step(new Array(5).fill(bad))).rejects.toThrow(/not in the action space/);
-    // ...and the server checks them too, for clients that don't.
-    const reply = await rawRequest(a.endpoint, [header({ type: 'step', actions: 'left' })]);
-    expect(reply).toMatchObject({ type: 'error', request: 'step', error_type: 'ProtocolError' });
-    expect(String(reply.message)).toMatch(/actions: expected an object of batches for a Dict space/);
+    // ...and the server checks them too, for clients that don't (the fuzzing below sends it bad actions).
   });
 
   it('survives malformed, fuzzed and oversized requests, then still serves', async () => {
     const small = await start(2, { extra: ['--max-message-bytes', String(1 << 20)] });
-    for (const { name, frames } of malformedRequests(seedrandom('fuzz'), 1 << 20)) {
+    const raw = new RawClient(small.endpoint);
+    const { session } = await raw.request({ type: 'hello' });
+    await raw.request({ type: 'reset', session });
+    for (const { name, frames } of malformedRequests(seedrandom('fuzz'), 1 << 20, String(session))) {
       const reply = await rawRequest(small.endpoint, frames);
       expect(reply.type, name).toBe('error');
       expect(typeof reply.message, name).toBe('string');
+      if (name === 'step with wrong actions') {
+        expect(reply).toMatchObject({ request: 'step', error_type: 'ProtocolError' });
+        expect(reply.message).toMatch(/actions: expected an object of batches for a Dict space/);
+      }
     }
+    await raw.request({ type: 'close', session });
+    raw.close();
     const version = await rawRequest(small.endpoint, [header({ v: 99, type: 'hello' })]);
     expect(version.error_type).toBe('ProtocolVersionMismatch');
-    expect(String(version.message)).toMatch(/peer speaks hqlt env protocol v99, this side speaks v1/);
+    expect(String(version.message)).toMatch(
+      new RegExp(`peer speaks hqlt env protocol v99, this side speaks v${PROTOCOL_VERSION}`),
+    );
     const client = await RemoteVectorEnv.connect(small.endpoint, { timeoutMs: 10_000 });
     // A request the server finds oversized fails at once, with the server's reason.
     await expect(client.reset({ options: { pad: 'x'.repeat(1 << 20) } })).rejects.toThrow(
@@ -106,14 +118,20 @@ describe('Python env server', () => {
     await client.close();
   });
 
-  it('closing stops the servers', async () => {
-    await env.close();
-    await new Promise<void>((res) => (a.proc.exitCode !== null ? res() : a.proc.once('exit', () => res())));
-    expect(a.proc.exitCode).toBe(0);
+  it('is stopped by its owner (SIGTERM or Ctrl-C), exiting cleanly; no request stops it', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const s = await start(1);
+      const client = await RemoteVectorEnv.connect(s.endpoint, { timeoutMs: 10_000 });
+      await client.close();
+      expect(s.proc.exitCode).toBe(null);
+      const exited = new Promise<number | null>((res) => s.proc.once('exit', (code) => res(code)));
+      s.proc.kill(signal);
+      expect(await exited, signal).toBe(0);
+    }
   });
 });
 
-describe('faults', () => {
+describePython('faults', () => {
   it('a server killed mid-rollout gives a clear error within the timeout', async () => {
     const s = await start(2);
     const env = await makeRemoteVectorEnv(`remote:${s.endpoint}`, { timeoutMs: 1000 });
@@ -167,3 +185,10 @@ describe('faults', () => {
     );
   });
 });
+
+describePython('Python server sessions', () =>
+  describeSessions('Python server', async (sessionTimeoutS) => {
+    const s = await start(2, { extra: sessionTimeoutS === undefined ? [] : ['--session-timeout', String(sessionTimeoutS)] });
+    return { endpoint: s.endpoint, running: () => s.proc.exitCode === null && s.proc.signalCode === null };
+  }),
+);

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_REMOTE_TIMEOUT_MS } from '../envs/remote/protocol.js';
 import { BACKEND_NAMES } from '../memory/backend.js';
 import { CORE_PRESETS, resolveCoreConfig } from '../memory/registry.js';
 import type { PpoSettings } from './ppo.js';
@@ -28,6 +29,8 @@ export const TrainConfigSchema = z
   .object({
     /** A registered env id. */
     env: z.string().default('popgym-RepeatPreviousEasy-v0'),
+    /** Longest wait in ms for a remote env server's reply (`remote:` envs only). */
+    remoteTimeoutMs: posInt.default(DEFAULT_REMOTE_TIMEOUT_MS),
     envKwargs: z.record(z.unknown()).default({}),
     /** A memory-core config (see memory/registry.ts); fields the type does not know are rejected there. */
     core: z.object({ type: z.string() }).passthrough().default(() => defaultCore('hqlt')),

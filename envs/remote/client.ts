@@ -18,6 +18,7 @@ import {
 } from '../vector.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_REMOTE_TIMEOUT_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   RemoteEnvError,
@@ -32,7 +33,10 @@ import {
 } from './protocol.js';
 
 export interface RemoteVectorEnvOptions {
-  /** Longest wait for any reply, connecting included; a dead, hung or silent server fails within it. Default 30 s. */
+  /**
+   * Longest wait for any reply, connecting included; a dead, hung or silent server fails within it. Default 30 s
+   * (`--remote-timeout` on the command line).
+   */
   timeoutMs?: number;
   /** Replies larger than this are rejected. Default 64 MiB. */
   maxMessageBytes?: number;
@@ -124,20 +128,23 @@ class Connection {
     const id = this.nextId++;
     const deadline = Date.now() + this.timeoutMs;
     try {
-      const session = body.type === 'hello' ? undefined : this.hello?.session;
+      // On a reconnect, the hello carries the session held so far, which lets this client take it back.
+      const session = this.hello?.session;
       await this.socket.send(encodeMessage({ v: PROTOCOL_VERSION, id, session, ...body }));
       for (;;) {
         const frames = await this.socket.receive();
         const reply = decodeMessage(frames, this.maxBytes);
         // An error with a null id answers a request the server could not read (one is in flight at a time).
         if (reply.id !== id && !(reply.type === 'error' && reply.id === null)) {
-          // A late reply to an earlier request; drop it, within the deadline.
+          // A late reply to an earlier request, or a server's probe; drop it, within the deadline.
           if (Date.now() > deadline) throw Object.assign(new Error('timeout'), { code: 'EAGAIN' });
           continue;
         }
         if (reply.type === 'error')
           throw new RemoteEnvError(
-            `Env server ${this.endpoint} failed on '${body.type}': ${String(reply.error_type)}: ${String(reply.message)}`,
+            reply.error_type === 'Busy'
+              ? `Env server ${this.endpoint} is busy: ${String(reply.message)}`
+              : `Env server ${this.endpoint} failed on '${body.type}': ${String(reply.error_type)}: ${String(reply.message)}`,
             String(reply.error_type),
           );
         if (reply.type !== (body.type === 'ping' ? 'pong' : body.type))
@@ -170,7 +177,8 @@ class Connection {
 
 const ENDPOINT_HINT =
   'Start one with `hqlt serve --env <id> --bind <endpoint>` or ' +
-  '`python3 envs/remote/hqlt_env_server.py --env <id> --bind <endpoint>`, or raise timeoutMs.';
+  '`python3 envs/remote/hqlt_env_server.py --env <id> --bind <endpoint>`; if it is just slow, raise it with ' +
+  '--remote-timeout <ms> (timeoutMs in code).';
 
 /** Remote envs acting as one local vector env (see the module comment). */
 export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
@@ -222,7 +230,7 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
       if (!/^(tcp|ipc|inproc):\/\/.+/.test(e))
         throw new Error(`RemoteVectorEnv: bad endpoint '${e}'; expected tcp://host:port or ipc://path.`);
     const conns = list.map(
-      (e) => new Connection(e, opts.timeoutMs ?? 30_000, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
+      (e) => new Connection(e, opts.timeoutMs ?? DEFAULT_REMOTE_TIMEOUT_MS, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
     );
     try {
       await Promise.all(conns.map((c) => c.open()));
@@ -273,7 +281,7 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     };
   }
 
-  /** Tells every server to close (which also stops it) and closes the sockets; idempotent. */
+  /** Ends this client's session on every server (they keep running, for the next client), closes the sockets; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

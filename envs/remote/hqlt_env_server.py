@@ -7,8 +7,11 @@
 The envs are stepped as one vector env with next-step autoreset (Gymnasium 1.x's default). Any object with
 Gymnasium's `reset(seed=, options=)`, `step(action)`, `observation_space` and `action_space` works; spaces are
 recognised by class name and attributes (Discrete, Box, MultiDiscrete, MultiBinary, Tuple, Dict), so Gymnasium is
-needed only for `--env` ids. Depends on pyzmq and numpy only. A bad request gets an `error` reply; the server
-keeps serving until a client sends `close`.
+needed only for `--env` ids. Depends on pyzmq and numpy only. A bad request gets an `error` reply.
+
+One client session at a time (docs/PROTOCOL.md, Sessions): another client's `hello` gets a `Busy` error while a
+session lasts, and a client's `close` ends its session, not the server. The server runs until its owner stops it
+(Ctrl-C or SIGTERM).
 """
 import argparse
 import importlib
@@ -16,7 +19,9 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import sys
+import time
 
 try:
     import numpy as np
@@ -25,13 +30,23 @@ except ImportError as missing:
     raise SystemExit(f'hqlt_env_server.py needs pyzmq and numpy ({missing}): pip install pyzmq numpy, '
                      'or apt-get install python3-zmq python3-numpy.') from None
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_SESSION_TIMEOUT_S = 300
+PROBE_GRACE_S = 0.25  # a contested hello probes the owner twice this far apart: a just-killed client's drop may lag
 DTYPES = ('float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool')
 
 
 class ProtocolError(Exception):
     """A request that breaks the protocol."""
+
+
+class Denied(Exception):
+    """A request refused by the session rules; its `error_type` is the reply's."""
+
+    def __init__(self, error_type, message):
+        super().__init__(message)
+        self.error_type = error_type
 
 
 # ---- framing: JSON header + raw little-endian frames -------------------------------------------------------------
@@ -281,25 +296,87 @@ class VectorHost:
 
 # ---- the server --------------------------------------------------------------------------------------------------
 
-class Server:
-    def __init__(self, host, env_id, max_bytes):
-        self.host, self.env_id, self.max_bytes = host, env_id, max_bytes
-        self.session = os.urandom(8).hex()
+class Session:
+    """The client being served: its session id, its latest connection (ROUTER routing id), when it last asked."""
 
-    def handle(self, frames):
-        """Frames of one request -> (reply frames, whether to shut down). Never raises."""
+    def __init__(self, peer):
+        self.id, self.peer, self.last_seen = os.urandom(8).hex(), peer, time.monotonic()
+
+
+class Server:
+    def __init__(self, host, env_id, max_bytes, session_timeout=DEFAULT_SESSION_TIMEOUT_S):
+        self.host, self.env_id, self.max_bytes, self.session_timeout = host, env_id, max_bytes, session_timeout
+        self.owner = None
+        self.sock = None
+
+    def handle(self, peer, frames):
+        """Frames of one request from connection `peer` -> reply frames. Never raises."""
         req_id, req_type = None, 'unknown'
         try:
             req = decode(frames, self.max_bytes)
             req_id, req_type = req.get('id'), req['type']
             if req.get('v') != PROTOCOL_VERSION:
-                return self.error(req_id, req_type, 'ProtocolVersionMismatch', version_message(req.get('v'))), False
-            if req.get('session', self.session) != self.session:
-                return self.error(req_id, req_type, 'StaleSession', STALE_SESSION), False
+                return self.error(req_id, req_type, 'ProtocolVersionMismatch', version_message(req.get('v')))
+            if req_type == 'hello':
+                self.open_session(peer, req.get('session'))
+            else:
+                self.check_session(peer, req)
             body = self.dispatch(req)
-            return encode({'v': PROTOCOL_VERSION, 'id': req_id, **body}), req_type == 'close'
+            if req_type == 'close':
+                self.end_session('the client closed it')
+            return encode({'v': PROTOCOL_VERSION, 'id': req_id, **body})
+        except Denied as e:
+            return self.error(req_id, req_type, e.error_type, str(e))
         except Exception as e:  # noqa: BLE001 - every failure becomes an error reply
-            return self.error(req_id, req_type, type(e).__name__, str(e)), False
+            return self.error(req_id, req_type, type(e).__name__, str(e))
+
+    def open_session(self, peer, previous):
+        """A hello: starts a session, unless another live client holds one (Busy)."""
+        owner = self.owner
+        # The owner itself may say hello again: on the same connection, or on a new one with the session it holds.
+        if owner and previous != owner.id and peer != owner.peer:
+            idle = time.monotonic() - owner.last_seen
+            if idle < self.session_timeout and self.connected(owner.peer):
+                raise Denied('Busy', busy_message(idle, self.session_timeout))
+            self.end_session('its client is gone' if idle < self.session_timeout
+                             else f'its client was silent for {idle:.0f} s')
+        elif owner:
+            self.end_session('its client reconnected')
+        self.owner = Session(peer)
+        self.host.started = False  # each session starts with a reset, never on the previous client's episodes
+        log(f'session {self.owner.id} started')
+
+    def check_session(self, peer, req):
+        """Any request but hello: only the session's owner acts on the envs (a sessionless ping is fine)."""
+        session = req.get('session')
+        if session is None:
+            if req['type'] == 'ping':
+                return
+            raise Denied('NoSession', f"'{req['type']}' needs a session: send hello first and put its session in "
+                                      'every request.')
+        if self.owner is None or session != self.owner.id:
+            raise Denied('StaleSession', STALE_SESSION)
+        self.owner.peer, self.owner.last_seen = peer, time.monotonic()  # a reconnected socket gets a new routing id
+
+    def end_session(self, why):
+        if self.owner is not None:
+            log(f'session {self.owner.id} ended: {why}')
+            self.owner = None
+
+    def connected(self, peer):
+        """Whether a client's connection is still up: with ROUTER_MANDATORY, a `probe` message (clients ignore it)
+        to a connection that is gone fails at once. A connection dropped a moment ago may still look up, so a
+        live-looking one is probed once more."""
+        probe = encode({'v': PROTOCOL_VERSION, 'id': None, 'type': 'probe'})
+        for attempt in range(2):
+            if attempt:
+                time.sleep(PROBE_GRACE_S)
+            try:
+                self.sock.send_multipart([peer] + probe, flags=zmq.NOBLOCK)
+            except zmq.ZMQError as e:
+                if e.errno == zmq.EHOSTUNREACH:
+                    return False  # anything else (a full queue): the connection is there
+        return True
 
     def dispatch(self, req):
         host, t = self.host, req['type']
@@ -308,7 +385,7 @@ class Server:
             meta['autoreset_mode'] = 'next-step'
             return {'type': 'hello', 'server': 'hqlt-py', 'env_id': self.env_id, 'num_envs': len(host.envs),
                     'observation_space': host.obs_json, 'action_space': host.action_json, 'metadata': meta,
-                    'max_message_bytes': self.max_bytes, 'session': self.session}
+                    'max_message_bytes': self.max_bytes, 'session': self.owner.id}
         if t == 'ping':
             return {'type': 'pong'}
         if t == 'reset':
@@ -325,30 +402,45 @@ class Server:
                        'error_type': error_type, 'message': message})
 
     def serve(self, bind):
+        """Serves until its owner stops it: Ctrl-C or SIGTERM (which raise KeyboardInterrupt / SystemExit here)."""
         ctx = zmq.Context.instance()
-        sock = ctx.socket(zmq.ROUTER)
+        self.sock = sock = ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sends to a connection that is gone fail: see connected()
         sock.bind(bind)
-        print(f'hqlt-env-server listening on {sock.getsockopt_string(zmq.LAST_ENDPOINT)}', flush=True)
+        log(f'listening on {sock.getsockopt_string(zmq.LAST_ENDPOINT)} (Ctrl-C or SIGTERM stops it)')
         try:
             while True:
+                # Wake up regularly: a signal that lands on another thread (numpy's BLAS pool does not block them)
+                # runs its Python handler only once this thread is back in Python, never while blocked in recv.
+                if not sock.poll(200):
+                    continue
                 identity, *frames = sock.recv_multipart()
                 # A REQ client puts an empty delimiter frame first; keep it for the reply.
                 envelope = [identity] + ([frames.pop(0)] if frames and len(frames[0]) == 0 else [])
-                reply, closing = self.handle(frames)
                 try:
-                    sock.send_multipart(envelope + reply, flags=zmq.NOBLOCK)
+                    sock.send_multipart(envelope + self.handle(identity, frames), flags=zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass  # the client left
-                if closing:
-                    break
         finally:
             self.host.close()
             sock.close(0)
+            log('stopped')
 
 
-STALE_SESSION = ('this request belongs to an earlier session: the server was restarted since your hello. '
-                 'Reconnect (send hello) and reset.')
+def log(message):
+    print(f'hqlt-env-server: {message}', flush=True)
+
+
+def busy_message(idle, timeout):
+    return (f"another client holds this server's session (its last request was {idle:.0f} s ago). A server serves "
+            'one client at a time, so that no two share its envs. Wait for that client to finish, or serve more envs '
+            'at another endpoint. A client that is gone without closing loses its session once its connection '
+            f'drops, or after {timeout:.0f} s of silence.')
+
+
+STALE_SESSION = ("this request's session has ended: the server restarted since your hello, or gave the session to "
+                 'another client after yours went silent past its session timeout. Reconnect (send hello) and reset.')
 
 
 def version_message(theirs):
@@ -388,9 +480,14 @@ def main(argv=None):
     p.add_argument('--bind', default='tcp://127.0.0.1:5555',
                    help='ZeroMQ endpoint (default loopback; tcp://127.0.0.1:* picks a free port)')
     p.add_argument('--max-message-bytes', type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    p.add_argument('--session-timeout', type=float, default=DEFAULT_SESSION_TIMEOUT_S,
+                   help='seconds a silent client keeps its session against a new client (a client whose connection '
+                        'drops loses it at once)')
     args = p.parse_args(argv)
     if args.num_envs < 1:
         p.error('--num-envs must be at least 1.')
+    if args.session_timeout <= 0:
+        p.error('--session-timeout must be positive.')
     try:
         kwargs = json.loads(args.kwargs)
         assert isinstance(kwargs, dict)
@@ -409,10 +506,12 @@ def main(argv=None):
         def make_env():
             return factory(**kwargs)
         env_id = args.entry_point
-    Server(VectorHost(make_env, args.num_envs), env_id, args.max_message_bytes).serve(args.bind)
+    Server(VectorHost(make_env, args.num_envs), env_id, args.max_message_bytes, args.session_timeout).serve(args.bind)
 
 
 if __name__ == '__main__':
+    # SIGTERM stops the server as Ctrl-C does: serve() closes the envs and the socket on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         main()
     except KeyboardInterrupt:

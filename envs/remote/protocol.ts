@@ -9,8 +9,13 @@
 import type { SpaceJSON } from '../spaces.js';
 import type { VectorInfo } from '../vector.js';
 
-/** Bumped on any incompatible change; a peer speaking another version gets a `ProtocolVersionMismatch` error. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any incompatible change; a peer speaking another version gets a `ProtocolVersionMismatch` error.
+ * v2: one client session at a time (`Busy`), `close` ends the session instead of stopping the server.
+ */
+export const PROTOCOL_VERSION = 2;
+/** How long a client waits for a reply by default (`--remote-timeout`, `timeoutMs`). */
+export const DEFAULT_REMOTE_TIMEOUT_MS = 30_000;
 /** Largest request or reply accepted by default (all frames together). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 

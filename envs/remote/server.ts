@@ -2,6 +2,10 @@
  * Serves a vector env over ZeroMQ (ROUTER socket) with the hqlt env protocol, so that `RemoteVectorEnv` elsewhere
  * acts on it as on a local vector env. Requests are handled one at a time, in arrival order; any bad request gets
  * an `error` reply and the server keeps serving.
+ *
+ * One client session at a time (docs/PROTOCOL.md, Sessions): `hello` opens one, another client's `hello` gets a
+ * `Busy` error while it lasts, and `close` ends it without stopping the server; only its owner stops a server
+ * (`stop()`, or a signal to `hqlt serve`).
  */
 import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
@@ -19,21 +23,42 @@ import {
   type Header,
 } from './protocol.js';
 
+/** How long a silent client keeps its session against a newcomer, unless its connection is seen to drop. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 300_000;
+/** A contested `hello` probes the owner's connection twice this far apart: a just-killed client's drop may lag. */
+const PROBE_GRACE_MS = 250;
+
 export interface EnvServerOptions {
   /** Requests larger than this (all frames together) are rejected with an error reply. */
   maxMessageBytes?: number;
   /** The id reported in `hello` (defaults to the env's metadata or 'unknown'). */
   envId?: string;
+  /** A client silent this long loses its session to the next client's `hello` (default 300 s). */
+  sessionTimeoutMs?: number;
+  /** Told when a session starts or ends, in words (`hqlt serve` prints it). */
+  onSession?: (event: string) => void;
+}
+
+/** The client being served: its session id, its latest connection (ROUTER routing id) and when it last asked. */
+interface Session {
+  id: string;
+  peer: Buffer;
+  lastSeen: number;
+  /** Each session starts with a `reset`: a step before it would act on the previous client's episodes. */
+  hasReset: boolean;
 }
 
 /** A vector env bound to a ZeroMQ endpoint. */
 export class EnvServer {
-  private readonly socket = new zmq.Router({ linger: 0 });
+  // mandatory: sending to a connection that is gone fails (EHOSTUNREACH), which tells a crashed client from an idle
+  // one; sendTimeout 0: a reply that cannot be queued at once is dropped instead of stalling every other client.
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, sendTimeout: 0 });
   private stopped = false;
   private readonly maxBytes: number;
   private readonly envId: string;
-  /** Random per server process: requests from before a restart are told so instead of acting on fresh envs. */
-  private readonly session = randomBytes(8).toString('hex');
+  private readonly sessionTimeoutMs: number;
+  private readonly onSession: (event: string) => void;
+  private owner?: Session;
 
   private constructor(
     readonly env: VectorEnv,
@@ -41,6 +66,8 @@ export class EnvServer {
   ) {
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.envId = opts.envId ?? String(env.metadata.envId ?? 'unknown');
+    this.sessionTimeoutMs = opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    this.onSession = opts.onSession ?? (() => undefined);
   }
 
   /** Binds `env` to `endpoint` (`tcp://127.0.0.1:5555`, `tcp://127.0.0.1:*` for a free port, `ipc://...`). */
@@ -60,7 +87,7 @@ export class EnvServer {
     return this.socket.lastEndpoint ?? '';
   }
 
-  /** Serves requests until a client sends `close` or `stop()` is called. */
+  /** Serves requests, one client session at a time, until `stop()` is called. */
   async serve(): Promise<void> {
     while (!this.stopped) {
       let msg: Buffer[];
@@ -73,13 +100,12 @@ export class EnvServer {
       const [identity, ...frames] = msg;
       // A REQ client puts an empty delimiter frame first; keep it for the reply.
       const envelope = frames.length > 0 && frames[0].length === 0 ? [identity, frames.shift()!] : [identity];
-      const { reply, closing } = await this.handle(frames);
+      const reply = await this.handle(identity, frames);
       try {
         await this.socket.send([...envelope, ...reply]);
       } catch {
         // The client left; nothing to tell it.
       }
-      if (closing) await this.stop();
     }
   }
 
@@ -91,26 +117,78 @@ export class EnvServer {
     await this.env.close();
   }
 
-  private async handle(frames: Buffer[]): Promise<{ reply: Buffer[]; closing: boolean }> {
+  private async handle(peer: Buffer, frames: Buffer[]): Promise<Buffer[]> {
     let id: unknown = null;
     let type = 'unknown';
     try {
       const req = decodeMessage(frames, this.maxBytes);
       id = req.id ?? null;
       type = req.type;
-      if (req.v !== PROTOCOL_VERSION)
-        return {
-          reply: errorReply(id, type, 'ProtocolVersionMismatch', versionMessage(req.v)),
-          closing: false,
-        };
-      if (req.session !== undefined && req.session !== this.session)
-        return { reply: errorReply(id, type, 'StaleSession', STALE_SESSION), closing: false };
+      if (req.v !== PROTOCOL_VERSION) return errorReply(id, type, 'ProtocolVersionMismatch', versionMessage(req.v));
+      const denied = type === 'hello' ? await this.openSession(peer, req.session) : this.checkSession(peer, req);
+      if (denied) return errorReply(id, type, denied.type, denied.message);
       const body = await this.dispatch(req);
-      return { reply: encodeMessage({ v: PROTOCOL_VERSION, id, ...body }), closing: req.type === 'close' };
+      if (type === 'reset') this.owner!.hasReset = true;
+      if (type === 'close') this.endSession('the client closed it');
+      return encodeMessage({ v: PROTOCOL_VERSION, id, ...body });
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      return { reply: errorReply(id, type, err.name, err.message), closing: false };
+      return errorReply(id, type, err.name, err.message);
     }
+  }
+
+  /** A `hello`: starts a session, unless another live client holds one (`Busy`). */
+  private async openSession(peer: Buffer, previous: unknown): Promise<Denial | undefined> {
+    const owner = this.owner;
+    // The owner itself may say hello again: on the same connection, or on a new one with the session it holds.
+    if (owner && previous !== owner.id && !peer.equals(owner.peer)) {
+      const idle = Date.now() - owner.lastSeen;
+      if (idle < this.sessionTimeoutMs && (await this.connected(owner.peer)))
+        return { type: 'Busy', message: busyMessage(idle, this.sessionTimeoutMs) };
+      this.endSession(idle < this.sessionTimeoutMs ? 'its client is gone' : `its client was silent for ${secs(idle)}`);
+    } else if (owner) this.endSession('its client reconnected');
+    this.owner = { id: randomBytes(8).toString('hex'), peer, lastSeen: Date.now(), hasReset: false };
+    this.onSession(`session ${this.owner.id} started`);
+    return undefined;
+  }
+
+  /** Any request but `hello`: only the session's owner acts on the envs (a sessionless `ping` is fine). */
+  private checkSession(peer: Buffer, req: Header): Denial | undefined {
+    if (req.session === undefined || req.session === null) {
+      if (req.type === 'ping') return undefined;
+      return { type: 'NoSession', message: `'${req.type}' needs a session: send hello first and put its session in every request.` };
+    }
+    const owner = this.owner;
+    if (!owner || req.session !== owner.id) return { type: 'StaleSession', message: STALE_SESSION };
+    owner.peer = peer; // a reconnected socket gets a new routing id
+    owner.lastSeen = Date.now();
+    if (req.type === 'step' && !owner.hasReset)
+      return { type: 'RuntimeError', message: 'step before reset in this session: call reset first.' };
+    return undefined;
+  }
+
+  private endSession(why: string): void {
+    if (!this.owner) return;
+    this.onSession(`session ${this.owner.id} ended: ${why}`);
+    this.owner = undefined;
+  }
+
+  /**
+   * Whether a client's connection is still up: a `probe` message (clients ignore it) to a connection that is gone
+   * fails at once. A connection dropped a moment ago may still look up, so a live-looking one is probed once more.
+   */
+  private async connected(peer: Buffer): Promise<boolean> {
+    const probe = encodeMessage({ v: PROTOCOL_VERSION, id: null, type: 'probe' });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (attempt > 0) await new Promise((res) => setTimeout(res, PROBE_GRACE_MS));
+      try {
+        await this.socket.send([peer, ...probe]);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EHOSTUNREACH') return false;
+        // Anything else (a full queue): the connection is there.
+      }
+    }
+    return true;
   }
 
   private async dispatch(req: Header): Promise<Header> {
@@ -127,7 +205,7 @@ export class EnvServer {
           action_space: env.singleActionSpace.toJSON(),
           metadata: { ...env.metadata, autoreset_mode: env.autoresetMode },
           max_message_bytes: this.maxBytes,
-          session: this.session,
+          session: this.owner!.id,
         };
       case 'ping':
         return { type: 'pong' };
@@ -193,12 +271,31 @@ function resetOptions(req: Header, n: number): VectorResetOptions {
   return out;
 }
 
+interface Denial {
+  type: 'Busy' | 'NoSession' | 'StaleSession' | 'RuntimeError';
+  message: string;
+}
+
+function secs(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
+}
+
+function busyMessage(idleMs: number, timeoutMs: number): string {
+  return (
+    `another client holds this server's session (its last request was ${secs(idleMs)} ago). A server serves one ` +
+    'client at a time, so that no two share its envs. Wait for that client to finish, or serve more envs at another ' +
+    `endpoint. A client that is gone without closing loses its session once its connection drops, or after ` +
+    `${secs(timeoutMs)} of silence.`
+  );
+}
+
 function errorReply(id: unknown, request: string, errorType: string, message: string): Buffer[] {
   return encodeMessage({ v: PROTOCOL_VERSION, id, type: 'error', request, error_type: errorType, message });
 }
 
 const STALE_SESSION =
-  'this request belongs to an earlier session: the server was restarted since your hello. Reconnect (send hello) and reset.';
+  "this request's session has ended: the server restarted since your hello, or gave the session to another client " +
+  'after yours went silent past its session timeout. Reconnect (send hello) and reset.';
 
 /** The message for a peer speaking another protocol version (shared by client and server). */
 export function versionMessage(theirs: unknown): string {

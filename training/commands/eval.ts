@@ -13,7 +13,7 @@ import { deriveSeed, makeRng } from '../../memory/random.js';
 import { disposeState } from '../../memory/state.js';
 import { loadCheckpoint, readCheckpointConfig } from '../checkpoint.js';
 import { EpisodeTracker } from '../rollout.js';
-import { backendOption, intArg, numberArg } from './options.js';
+import { backendOption, intArg, numberArg, remoteTimeoutOption } from './options.js';
 import { isRemoteEnvId } from '../../envs/remote/index.js';
 import { buildAgent } from './train.js';
 
@@ -26,6 +26,8 @@ export interface EvalOptions {
   numEnvs?: number;
   successThreshold?: number;
   backend?: string;
+  /** Longest wait in ms for a remote env server's reply (default: the run's). */
+  remoteTimeout?: number;
 }
 
 export interface EvalResult {
@@ -61,7 +63,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   await initBackend(opts.backend ?? config.backend);
   // Remote servers host a fixed number of envs; local ones can shrink to the episode count.
   const numEnvs = isRemoteEnvId(config.env) ? config.numEnvs : Math.min(opts.numEnvs ?? config.numEnvs, episodes);
-  const { agent, env } = await buildAgent(config, numEnvs);
+  const remoteTimeoutMs = opts.remoteTimeout ?? config.remoteTimeoutMs;
+  const { agent, env } = await buildAgent({ ...config, remoteTimeoutMs }, numEnvs);
   try {
     loadCheckpoint(opts.run, agent);
     const seed = opts.seed ?? config.seed + 10007;
@@ -108,6 +111,7 @@ export function registerEval(program: Command): void {
     .option('--num-envs <n>', 'parallel envs (default: the run’s)', intArg)
     .option('--success-threshold <x>', 'return counted as a success (default: 90% of the optimal return, else > 0)', Number)
     .addOption(backendOption())
+    .addOption(remoteTimeoutOption())
     .option('--json', 'print the result as JSON')
     .action(async (o: EvalOptions & { json?: boolean }) => {
       const r = await runEval(o);

@@ -1,10 +1,19 @@
 /** Options shared by several subcommands, defined once. */
 import { InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES } from '../../memory/backend.js';
+import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
 
 /** `--backend <name>`; falls back to HQLT_BACKEND, then auto. */
 export function backendOption(): Option {
   return new Option('--backend <name>', 'tensor backend (default: $HQLT_BACKEND or auto)').choices(BACKEND_NAMES);
+}
+
+/** `--remote-timeout <ms>`: longest wait for a remote env server's reply, for commands that open `remote:` envs. */
+export function remoteTimeoutOption(): Option {
+  return new Option(
+    '--remote-timeout <ms>',
+    `longest wait for a remote env server's reply, connecting included (default ${DEFAULT_REMOTE_TIMEOUT_MS})`,
+  ).argParser(positiveIntArg);
 }
 
 /** Argument parsers for numeric flags: commander reports their message next to the flag and the bad value. */

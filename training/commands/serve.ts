@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { positiveIntArg } from './options.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { serveRegisteredEnv } from '../../envs/remote/server.js';
+import { DEFAULT_SESSION_TIMEOUT_MS, serveRegisteredEnv } from '../../envs/remote/server.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../envs/remote/protocol.js';
 
 interface ServeOpts {
@@ -13,9 +13,13 @@ interface ServeOpts {
   autoresetMode: 'next-step' | 'same-step';
   import?: string[];
   maxMessageBytes: number;
+  sessionTimeout: number;
 }
 
-/** `hqlt serve`: hosts N copies of a registered env over ZeroMQ, for `--env remote:<endpoint>` elsewhere. */
+/**
+ * `hqlt serve`: hosts N copies of a registered env over ZeroMQ, for `--env remote:<endpoint>` elsewhere, one client
+ * at a time, until stopped with Ctrl-C or SIGTERM (clients that close leave it running for the next one).
+ */
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -29,6 +33,12 @@ export function registerServe(program: Command): void {
     )
     .option('--import <modules...>', 'modules to import first, e.g. ones that register more envs')
     .option('--max-message-bytes <n>', 'reject larger requests', positiveIntArg, DEFAULT_MAX_MESSAGE_BYTES)
+    .option(
+      '--session-timeout <s>',
+      'seconds a silent client keeps its session against a new client (a client whose connection drops loses it at once)',
+      positiveIntArg,
+      DEFAULT_SESSION_TIMEOUT_MS / 1000,
+    )
     .action(async (opts: ServeOpts) => {
       await import('../../envs/index.js'); // registers the built-in envs
       for (const m of opts.import ?? []) await import(m.startsWith('.') || m.startsWith('/') ? pathToFileURL(resolve(m)).href : m);
@@ -47,8 +57,10 @@ export function registerServe(program: Command): void {
         autoresetMode: opts.autoresetMode,
         bind: opts.bind,
         maxMessageBytes: opts.maxMessageBytes,
+        sessionTimeoutMs: opts.sessionTimeout * 1000,
+        onSession: (event) => console.log(`hqlt serve: ${event}`),
       });
-      console.log(`hqlt serve: ${opts.env} x${opts.numEnvs} listening on ${server.endpoint}`);
+      console.log(`hqlt serve: ${opts.env} x${opts.numEnvs} listening on ${server.endpoint} (Ctrl-C stops it)`);
       const stop = () => void server.stop();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -16,7 +16,7 @@ import { checkpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } f
 import { mergeConfigs, parseTrainConfig, ppoSettings, readConfigFile, totalUpdates, type TrainConfig, type TrainConfigInput } from '../config.js';
 import { METRIC_COLUMNS, MetricsLog, Progress } from '../metrics.js';
 import { PpoTrainer, type UpdateMetrics } from '../ppo.js';
-import { backendOption, intArg, numberArg } from './options.js';
+import { backendOption, intArg, numberArg, remoteTimeoutOption } from './options.js';
 
 export interface BuiltAgent {
   agent: RecurrentAgent;
@@ -29,7 +29,7 @@ export interface BuiltAgent {
  */
 export async function makeVectorEnv(config: TrainConfig, numEnvs = config.numEnvs): Promise<VectorEnv> {
   if (!isRemoteEnvId(config.env)) return new SyncVectorEnv({ id: config.env, kwargs: config.envKwargs, numEnvs });
-  const env = await makeRemoteVectorEnv(config.env);
+  const env = await makeRemoteVectorEnv(config.env, { timeoutMs: config.remoteTimeoutMs });
   if (env.numEnvs !== numEnvs) {
     await env.close();
     throw new Error(`${config.env} serves ${env.numEnvs} envs in all, but the config asks for ${numEnvs}: pass --num-envs ${env.numEnvs}.`);
@@ -149,6 +149,7 @@ interface TrainFlags {
   resume?: string;
   checkpointEvery?: number;
   previousAction?: boolean;
+  remoteTimeout?: number;
 }
 
 
@@ -172,12 +173,13 @@ function flagsToConfig(f: TrainFlags): TrainConfigInput {
     out: f.out,
     checkpointEvery: f.checkpointEvery,
     previousAction: f.previousAction === false ? false : undefined,
+    remoteTimeoutMs: f.remoteTimeout,
     core: Object.keys(core).length ? core : undefined,
   };
 }
 
 /** Flags that may change on --resume (others would break the run's continuity). */
-const RESUMABLE = new Set(['steps', 'checkpointEvery', 'backend']);
+const RESUMABLE = new Set(['steps', 'checkpointEvery', 'backend', 'remoteTimeoutMs']);
 
 /** The config for a command line: defaults ← --config file ← flags, or the checkpoint's for --resume. */
 export function resolveTrainConfig(f: TrainFlags): { config: TrainConfig; resume: boolean } {
@@ -205,6 +207,7 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('train a recurrent PPO agent with a memory core on a POMDP')
     .option('--env <id>', `registered env id, or remote:<endpoint>[,...] (default ${D.env})`)
+    .addOption(remoteTimeoutOption())
     .option('--core <type>', `memory core: ${coreTypes().join(', ')} (default hqlt)`)
     .option('--blend <blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)')
     .option('--mixing <mixing>', 'HQLT mixing (sum, scalar, vector)')
