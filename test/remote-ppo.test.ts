@@ -2,9 +2,9 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { runEval } from '../training/commands/eval.js';
-import { runTraining } from '../training/commands/train.js';
+import { resolveTrainConfig, runTraining } from '../training/commands/train.js';
 import { parseTrainConfig, ppoSettings } from '../training/config.js';
 import { RecurrentAgent } from '../agents/agent.js';
 import { RemoteVectorEnv } from '../envs/remote/index.js';
@@ -76,6 +76,13 @@ describePython('hqlt train --env remote:...', () => {
     const evaluated = await runEval({ run: runDir, episodes: 8, remoteTimeout: 5000 });
     expect(evaluated.episodes).toBe(8);
     expect(Date.now() - t0).toBeLessThan(20_000);
+    // Remote envs cannot be saved: --resume resets them, says so, and continues the run.
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const { config: resumed } = resolveTrainConfig({ resume: runDir, steps: 256 });
+    const more = await runTraining(resumed, { resume: true, progress: 'none' });
+    expect(more.metrics.map((m) => m.update)).toEqual([4]);
+    expect(warn.mock.calls.flat().join('\n')).toMatch(/cannot save its envs, so resuming resets them/);
+    warn.mockRestore();
     // --remote-timeout reaches eval's client too.
     s.kill();
     await expect(runEval({ run: runDir, episodes: 8, remoteTimeout: 300 })).rejects.toThrow(
