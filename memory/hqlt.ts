@@ -17,6 +17,8 @@ function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorR
   return f({ ...constants, ...inputs });
 }
 import { randn } from './random.js';
+import { fusedKernelsActive } from './webgpu/index.js';
+import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
 export type Mixing = 'sum' | 'scalar' | 'vector';
@@ -289,7 +291,46 @@ export class HqltLayer implements MixerLayer {
   // ---------------------------------------------------------------------------------------------------------
   // Step form
 
+  /** The fused step kernel's configuration when it can run this step (WebGPU, acting, supported blend), else null. */
+  private fusedStepConfig(): StepKernelConfig | null {
+    const o = this.options;
+    if (!fusedKernelsActive() || recording() || (o.blend !== 'synchronous' && o.blend !== 'delayed-streaming')) return null;
+    const config: StepKernelConfig = {
+      heads: this.H, K: this.K, V: this.V, S: this.S, blend: o.blend, mixing: o.mixing, kv: this.hasKv, fw: this.hasFw,
+      rope: o.rope, negativeEigenvalues: o.allowNegativeEigenvalues, width: this.inputWeight().shape[1],
+    };
+    return stepKernelFits(config) ? config : null;
+  }
+
+  /** The step form in one fused kernel (plus the projections): same results as the tfjs-ops step below. */
+  private fusedStepForm(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D, config: StepKernelConfig): StepResult {
+    return tf.tidy(() => {
+      const o = this.options;
+      const next: State = {};
+      let proj = matMul2d(x, this.inputWeight());
+      if (o.shortConv) {
+        const B = x.shape[0];
+        const qkvWidth = 2 * o.keyDim + o.valueDim;
+        const [qkv, extra] = tf.split(proj, [qkvWidth, proj.shape[1] - qkvWidth], 1);
+        const keep = tf.reshape(tf.sub(1, episodeStart), [B, 1, 1]);
+        const win = tf.concat([tf.mul(state.conv!, keep), tf.expandDims(qkv!, 1)], 1);
+        next.conv = tf.slice(win, [0, 1, 0], [-1, -1, -1]);
+        proj = tf.concat([tf.sum(tf.mul(win, this.convTaps()), 1), extra!], 1) as tf.Tensor2D;
+      }
+      const rope = this.stepConst.rope;
+      const r = fusedStep(config, {
+        proj, pos: state.pos as tf.Tensor1D, start: episodeStart, norm: this.w('o_norm.weight') as tf.Tensor1D,
+        keys: state.keys, values: state.values, fw: state.fw, ropeCos: rope?.[0], ropeSin: rope?.[1],
+      });
+      next.pos = r.pos;
+      for (const key of ['keys', 'values', 'fw'] as const) if (r[key]) next[key] = r[key]!;
+      return { y: linear(r.y, this.w('o_proj.weight') as tf.Tensor2D), state: next };
+    });
+  }
+
   step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
+    const fused = this.fusedStepConfig();
+    if (fused) return this.fusedStepForm(x, state, episodeStart, fused);
     return tf.tidy(() => {
       const o = this.options;
       const { S, H, K, V } = this;

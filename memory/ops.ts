@@ -4,6 +4,8 @@
  * to 2-D and their gradients transpose explicitly before a plain matMul.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernelsActive } from './webgpu/index.js';
+import { fusedRmsNorm } from './webgpu/rowwise.js';
 
 /**
  * x [N, in] @ w [in, out] with a gradient that only uses non-transposed 2-D matMuls.
@@ -44,6 +46,8 @@ const matMul2dGrad = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) =
 
 /** Applies a linear map w [in, out] over the last axis of x [..., in] (no bias). */
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.Tensor<R> {
+  // A 2-D x needs no reshapes (each is still a kernel call, counted against acting steps).
+  if (x.rank === 2) return matMul2d(x as tf.Tensor2D, w) as unknown as tf.Tensor<R>;
   const [inDim, outDim] = w.shape;
   const lead = x.shape.slice(0, -1);
   const y = matMul2d(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w);
@@ -52,6 +56,7 @@ export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.T
 
 /** RMSNorm over the last axis with a learned scale (eps inside the square root, as PyTorch's RMSNorm). */
 export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D, eps = 1e-5): tf.Tensor<R> {
+  if (fusedKernelsActive()) return fusedRmsNorm(x, weight, eps);
   return tf.tidy(() => {
     if (!recording()) return tf.mul(normalised(x, eps), weight) as tf.Tensor<R>;
     let fn = rmsNormGrads.get(eps);
