@@ -18,6 +18,7 @@ function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorR
 }
 import { randn } from './random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
+import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
 import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
@@ -436,6 +437,12 @@ export class HqltLayer implements MixerLayer {
     });
   }
 
+  /** Whether `forward` runs the FW-memory as one fused kernel (WebGPU; synchronous and delayed-streaming blends). */
+  private fusedFw(): boolean {
+    const blend = this.options.blend;
+    return fusedKernelsActive() && (blend === 'synchronous' || blend === 'delayed-streaming') && deltaRuleFits(this.K, this.V);
+  }
+
   /** The largest visible key distance at position pos (window, or within the current chunk). */
   private kvLimit(pos: tf.Tensor): tf.Tensor {
     return this.options.blend === 'delayed-chunk' ? tf.mod(pos, this.S) : tf.minimum(pos, this.S - 1);
@@ -485,7 +492,21 @@ export class HqltLayer implements MixerLayer {
           })).read!
         : null;
       let fwRead: tf.Tensor | null = null;
-      if (this.hasFw) {
+      if (this.hasFw && this.fusedFw()) {
+        // The fused recurrent kernel (WebGPU): the write stream is the current step's pair, or the pair leaving
+        // the window (delayed-streaming, written once pos ≥ S).
+        let keys = p.k;
+        let values = p.v;
+        let beta = p.beta!;
+        if (o.blend === 'delayed-streaming') {
+          keys = tf.slice(buffer!.keys, [0, 0, 0, 0], [B, T, this.H, this.K]);
+          values = tf.slice(buffer!.values, [0, 0, 0, 0], [B, T, this.H, this.V]);
+          beta = tf.mul(beta, tf.expandDims(le(this.S, time.pos), 2));
+        }
+        const r = fusedDeltaRule({ q: p.q, k: keys, v: values, beta, w0: state.fw!, keep: tf.sub(1, episodeStart) });
+        fwRead = r.o;
+        next.fw = r.wT;
+      } else if (this.hasFw) {
         const inputs: TensorRecord = { q: p.q, k: p.k, v: p.v };
         if (p.beta) inputs.beta = p.beta;
         if (buffer) Object.assign(inputs, { bufferKeys: buffer.keys, bufferValues: buffer.values });
