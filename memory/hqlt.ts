@@ -20,6 +20,7 @@ import { randn } from './random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
 import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
+import { fusedWindowAttention, windowAttentionFits } from './webgpu/window.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
 export type Mixing = 'sum' | 'scalar' | 'vector';
@@ -443,6 +444,11 @@ export class HqltLayer implements MixerLayer {
     return fusedKernelsActive() && (blend === 'synchronous' || blend === 'delayed-streaming') && deltaRuleFits(this.K, this.V);
   }
 
+  /** Whether `forward` runs the KV-memory as fused kernels (WebGPU; every blend). */
+  private fusedKv(): boolean {
+    return fusedKernelsActive() && windowAttentionFits(this.options.rope);
+  }
+
   /** The largest visible key distance at position pos (window, or within the current chunk). */
   private kvLimit(pos: tf.Tensor): tf.Tensor {
     return this.options.blend === 'delayed-chunk' ? tf.mod(pos, this.S) : tf.minimum(pos, this.S - 1);
@@ -486,11 +492,17 @@ export class HqltLayer implements MixerLayer {
       // and chunk intermediates would otherwise stay alive from the forward to the backward, and the wasm heap ends
       // at a few GB. Small ones (PPO minibatches) keep them: rematerialising costs 20–35% more time.
       const block = B * T * this.dim >= HqltLayer.rematMinElements ? checkpoint : runBlock;
-      const kvRead = this.hasKv
-        ? block({ q: p.q, keys: buffer!.keys, values: buffer!.values }, { pos: time.pos }, (r) => ({
+      const rope = this.stepConst.rope;
+      const kvRead = !this.hasKv
+        ? null
+        : this.fusedKv()
+          ? fusedWindowAttention(
+              { q: p.q, k: p.k, v: p.v, ks: state.keys!, vs: state.values!, pos: time.pos, cos: rope?.[0], sin: rope?.[1] },
+              o.blend === 'delayed-chunk',
+            )
+          : block({ q: p.q, keys: buffer!.keys, values: buffer!.values }, { pos: time.pos }, (r) => ({
             read: this.kvSequence(r.q!, r.keys!, r.values!, r.pos!),
-          })).read!
-        : null;
+          })).read!;
       let fwRead: tf.Tensor | null = null;
       if (this.hasFw && this.fusedFw()) {
         // The fused recurrent kernel (WebGPU): the write stream is the current step's pair, or the pair leaving

@@ -189,7 +189,10 @@ function rowwiseCase(seed: number): Case {
 const STEP_CASES = Array.from({ length: 24 }, (_, i) => stepCase(i, ['synchronous', 'delayed-streaming']));
 const ROW_CASES = Array.from({ length: 4 }, (_, i) => rowwiseCase(i));
 const FW_CASES = Array.from({ length: 10 }, (_, i) => sequenceCase(i, ['synchronous', 'delayed-streaming'], i % 3 ? 'fw' : 'both'));
-const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES];
+const KV_CASES = Array.from({ length: 10 }, (_, i) =>
+  sequenceCase(100 + i, ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'], i % 3 ? 'kv' : 'both'),
+);
+const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES];
 
 describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () => {
   const reference = new Map<string, Outputs>();
@@ -200,30 +203,34 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     await initBackend('webgpu');
   }, 300_000);
 
-  it('step form of the synchronous and delayed-streaming blends matches to 5e-6 (relative to max(1, |ref|))', async () => {
-    for (const c of STEP_CASES) {
+  /** Runs each case on WebGPU (it must dispatch fused kernels) and compares with cpu; gradients are keys 'd…'. */
+  async function check(cases: Case[], tolerance: number, gradTolerance: number): Promise<void> {
+    for (const c of cases) {
       const before = fusedDispatchCount();
       const errors = relErrors(await c.run(), reference.get(c.name)!);
       expect(fusedDispatchCount(), `${c.name} ran no fused kernel`).toBeGreaterThan(before);
-      for (const [key, e] of Object.entries(errors)) expect(e, `${c.name}: ${key}`).toBeLessThan(5e-6);
+      if (process.env.SHOW_ERRORS) console.log(c.name, errors);
+      for (const [key, e] of Object.entries(errors))
+        expect(e, `${c.name}: ${key}`).toBeLessThan(key.startsWith('d') ? gradTolerance : tolerance);
     }
+  }
+
+  it('step form of the synchronous and delayed-streaming blends matches to 5e-6 (relative to max(1, |ref|))', async () => {
+    await check(STEP_CASES, 5e-6, 0);
   }, 300_000);
 
   // Gradients get 1e-4: with K = 2 the L2-normalised features are ill-conditioned, and tfjs' own ops on WebGPU
-  // differ from cpu by 3e-5 on the same case.
+  // differ from cpu by 3e-5 on the same case (the largest error seen here is 4.6e-5, the others below 2e-6).
   it('FW-memory sequence form (delta rule): outputs and final state match to 1e-5, gradients to 1e-4', async () => {
-    for (const c of FW_CASES) {
-      const errors = relErrors(await c.run(), reference.get(c.name)!);
-      if (process.env.SHOW_ERRORS) console.log(c.name, errors);
-      for (const [key, e] of Object.entries(errors)) expect(e, `${c.name}: ${key}`).toBeLessThan(key.startsWith('d') ? 1e-4 : 1e-5);
-    }
+    await check(FW_CASES, 1e-5, 1e-4);
+  }, 300_000);
+
+  it('KV-memory sequence form (window attention, every blend): outputs and final state to 1e-5, gradients to 1e-4', async () => {
+    await check(KV_CASES, 1e-5, 1e-4);
   }, 300_000);
 
   it('RMSNorm and SwiGLU match in value and gradient to 1e-5', async () => {
-    for (const c of ROW_CASES) {
-      const errors = relErrors(await c.run(), reference.get(c.name)!);
-      for (const [key, e] of Object.entries(errors)) expect(e, `${c.name}: ${key}`).toBeLessThan(1e-5);
-    }
+    await check(ROW_CASES, 1e-5, 1e-5);
   });
 
   it('acting step of a 2-layer HQLT core (D=64, H=4, S=16, B=64): at most 24 kernels, no leaks', async () => {
