@@ -19,6 +19,7 @@ function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorR
 import { randn } from './random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
+import { fusedBufferTail, fusedTimeInfo } from './webgpu/sequence.js';
 import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
 import { fusedWindowAttention, windowAttentionFits } from './webgpu/window.js';
 
@@ -463,9 +464,17 @@ export class HqltLayer implements MixerLayer {
       const [B, T] = xs.shape;
       if (episodeStart.shape[0] !== B || episodeStart.shape[1] !== T)
         throw new Error(`episodeStart must be [${B}, ${T}] to match xs, got [${episodeStart.shape}]`);
-      const time = timeInfo(episodeStart, state.pos as tf.Tensor1D);
+      const fused = fusedKernelsActive();
       const next: State = {};
-      next.pos = tf.add(tf.squeeze(tf.slice(time.pos, [0, T - 1], [B, 1]), [1]), 1);
+      let time: TimeInfo;
+      if (fused) {
+        const { next: counter, ...info } = fusedTimeInfo(episodeStart, state.pos as tf.Tensor1D);
+        time = info;
+        next.pos = counter;
+      } else {
+        time = timeInfo(episodeStart, state.pos as tf.Tensor1D);
+        next.pos = tf.add(tf.squeeze(tf.slice(time.pos, [0, T - 1], [B, 1]), [1]), 1);
+      }
 
       const proj = linear(xs, this.inputWeight());
       const qkvWidth = 2 * o.keyDim + o.valueDim;
@@ -477,11 +486,18 @@ export class HqltLayer implements MixerLayer {
       const p = this.split(qkv, extra); // q, k [B, T, H, K], v [B, T, H, V], beta [B, T, H]
 
       let buffer: { keys: tf.Tensor; values: tf.Tensor } | null = null;
-      if (this.hasBuffer) {
-        buffer = {
-          keys: tf.concat([tf.transpose(state.keys!, [0, 2, 1, 3]), p.k], 1), // [B, S + T, H, K]
-          values: tf.concat([tf.transpose(state.values!, [0, 2, 1, 3]), p.v], 1),
-        };
+      // The state's buffer followed by the sequence, [B, S + T, H, *]: the fused kernels need it only for the
+      // delayed-streaming write stream.
+      const concatenated = () => ({
+        keys: tf.concat([tf.transpose(state.keys!, [0, 2, 1, 3]), p.k], 1),
+        values: tf.concat([tf.transpose(state.values!, [0, 2, 1, 3]), p.v], 1),
+      });
+      if (this.hasBuffer && fused) {
+        next.keys = fusedBufferTail(state.keys!, p.k, time.seg);
+        next.values = fusedBufferTail(state.values!, p.v, time.seg);
+        if ((this.hasKv && !this.fusedKv()) || (this.hasFw && o.blend === 'delayed-streaming')) buffer = concatenated();
+      } else if (this.hasBuffer) {
+        buffer = concatenated();
         const valid = eq(tf.concat([tf.zeros([B, this.S]), time.seg], 1), time.segLast);
         const lastValid = tf.reshape(tf.slice(valid, [0, T], [B, this.S]), [B, this.S, 1, 1]);
         const tail = (t: tf.Tensor) => tf.transpose(tf.mul(tf.slice(t, [0, T, 0, 0], [B, this.S, -1, -1]), lastValid), [0, 2, 1, 3]);
