@@ -19,6 +19,7 @@ function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorR
 import { randn } from './random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
+import { fusedMixNorm } from './webgpu/rowwise.js';
 import { fusedBufferTail, fusedTimeInfo } from './webgpu/sequence.js';
 import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
 import { fusedWindowAttention, windowAttentionFits } from './webgpu/window.js';
@@ -276,6 +277,11 @@ export class HqltLayer implements MixerLayer {
   private output(oFw: tf.Tensor | null, oKv: tf.Tensor | null, mix: tf.Tensor | null): tf.Tensor {
     const o = this.options;
     let out: tf.Tensor;
+    if (oFw && oKv && fusedKernelsActive()) {
+      // Mixing and norm in one kernel (WebGPU).
+      const normed = fusedMixNorm(oFw, oKv, mix, this.w('o_norm.weight') as tf.Tensor1D, o.mixing, 1e-5);
+      return linear(tf.reshape(normed, [...oFw.shape.slice(0, -2), o.valueDim]), this.w('o_proj.weight') as tf.Tensor2D);
+    }
     if (oFw && oKv) {
       if (o.mixing === 'sum') out = tf.add(oFw, oKv);
       else if (o.mixing === 'vector') {

@@ -12,8 +12,9 @@ import { fusedRmsNorm } from './webgpu/rowwise.js';
  * (tfjs' own matMul gradient uses transposeA/transposeB, which the wasm backend runs ~10x slower.)
  */
 export function matMul2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  // Outside gradient recording (acting) the custom-gradient wrapper only costs time.
-  return recording() ? matMul2dGrad(x, w) : tf.matMul(x, w);
+  // Outside gradient recording (acting) the custom-gradient wrapper only costs time; WebGPU's matMul runs transposed
+  // operands natively, so with the fused kernels on its own gradient saves two Transpose dispatches.
+  return recording() && !fusedKernelsActive() ? matMul2dGrad(x, w) : tf.matMul(x, w);
 }
 
 /**

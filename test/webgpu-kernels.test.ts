@@ -15,7 +15,7 @@ import { rmsNorm } from '../memory/ops.js';
 import { makeRng, randn } from '../memory/random.js';
 import { createCore } from '../memory/registry.js';
 import { fusedDispatchCount } from '../memory/webgpu/index.js';
-import { fusedSwiGlu } from '../memory/webgpu/rowwise.js';
+import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 
 type Outputs = Record<string, Float32Array>;
 interface Case {
@@ -184,10 +184,48 @@ function rowwiseCase(seed: number): Case {
   };
 }
 
+/** The HQLT output epilogue (mixing of two reads + per-head RMSNorm) for each mixing, values and gradients. */
+function mixNormCase(seed: number, mixing: 'sum' | 'vector' | 'scalar'): Case {
+  return {
+    name: `mixing + norm ${mixing} ${seed}`,
+    run: async () => {
+      const rng = makeRng(`mix${seed}${mixing}`);
+      const [N, H, V] = [int(rng, 1, 7), int(rng, 1, 8), int(rng, 1, 70)];
+      const [fw, kv, dy] = [hostTensor(rng, [N, H, V]), hostTensor(rng, [N, H, V]), hostTensor(rng, [N, H, V])];
+      const gate = tf.sigmoid(hostTensor(rng, mixing === 'scalar' ? [N, 2 * H] : [N, H * V]));
+      const w = hostTensor(rng, [V]) as tf.Tensor1D;
+      const f = (a: tf.Tensor, b: tf.Tensor, g: tf.Tensor, s: tf.Tensor) => {
+        if (tf.getBackend() === 'webgpu') return fusedMixNorm(a, b, g, s as tf.Tensor1D, mixing, 1e-5);
+        let out: tf.Tensor;
+        if (mixing === 'sum') out = tf.add(a, b);
+        else if (mixing === 'vector') out = tf.add(b, tf.mul(tf.reshape(g, a.shape), tf.sub(a, b)));
+        else {
+          const [aFw, aKv] = tf.split(tf.expandDims(g, -1), 2, -2);
+          out = tf.add(tf.mul(aFw!, a), tf.mul(aKv!, b));
+        }
+        return rmsNorm(out, s as tf.Tensor1D, 1e-5);
+      };
+      const y = f(fw, kv, gate, w);
+      // (The sum mixing has no gate to differentiate.)
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, s: tf.Tensor, g?: tf.Tensor) => tf.sum(tf.mul(f(a, b, g ?? gate, s), dy)))(
+        mixing === 'sum' ? [fw, kv, w] : [fw, kv, w, gate],
+      );
+      const named: Record<string, tf.Tensor> = { y, dfw: grads[0]!, dkv: grads[1]!, dw: grads[2]! };
+      if (mixing !== 'sum') named.dgate = grads[3]!;
+      const result = await read(named);
+      tf.dispose([fw, kv, dy, gate, w, y, ...grads]);
+      return result;
+    },
+  };
+}
+
 // ------------------------------------------------------------------------------------------------------------
 
 const STEP_CASES = Array.from({ length: 24 }, (_, i) => stepCase(i, ['synchronous', 'delayed-streaming']));
-const ROW_CASES = Array.from({ length: 4 }, (_, i) => rowwiseCase(i));
+const ROW_CASES = [
+  ...Array.from({ length: 4 }, (_, i) => rowwiseCase(i)),
+  ...(['sum', 'vector', 'scalar'] as const).flatMap((m) => [mixNormCase(0, m), mixNormCase(1, m)]),
+];
 const FW_CASES = Array.from({ length: 10 }, (_, i) => sequenceCase(i, ['synchronous', 'delayed-streaming'], i % 3 ? 'fw' : 'both'));
 const KV_CASES = Array.from({ length: 10 }, (_, i) =>
   sequenceCase(100 + i, ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'], i % 3 ? 'kv' : 'both'),
@@ -229,7 +267,7 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     await check(KV_CASES, 1e-5, 1e-4);
   }, 300_000);
 
-  it('RMSNorm and SwiGLU match in value and gradient to 1e-5', async () => {
+  it('RMSNorm, the mixing + norm epilogue and SwiGLU match in value and gradient to 1e-5', async () => {
     await check(ROW_CASES, 1e-5, 1e-5);
   });
 
@@ -254,6 +292,32 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     await state['layers.0.fw']!.data();
     expect(tf.memory().numTensors).toBe(tensors);
     tf.dispose([x, starts, ...Object.values(state)]);
+    core.dispose();
+  });
+
+  it('forward+backward of the same core at T=48: at most 400 kernels, no leaks', async () => {
+    const core = createCore({ type: 'hqlt', dim: 64, layers: 2, heads: 4, window: 16 }, 1);
+    const [B, T] = [8, 48];
+    const xs = tf.ones([B, T, 64]) as tf.Tensor3D;
+    const starts = tf.zeros([B, T]) as tf.Tensor2D;
+    const state = core.initialState(B);
+    const pass = () => {
+      const { value, grads } = tf.variableGrads(() => {
+        const r = core.forward(xs, state, starts);
+        tf.dispose(Object.values(r.state));
+        return tf.mean(tf.square(r.ys)) as tf.Scalar;
+      }, core.trainableVariables());
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    pass();
+    const tensors = tf.memory().numTensors;
+    const profile = await tf.profile(pass);
+    const names = profile.kernels.map((k) => k.name);
+    for (const k of ['HqltDeltaRuleGrad', 'HqltWindowAttentionGradKV']) expect(names).toContain(k);
+    expect(names.length).toBeLessThanOrEqual(400);
+    for (let i = 0; i < 3; i++) pass();
+    expect(tf.memory().numTensors).toBe(tensors);
+    tf.dispose([xs, starts, ...Object.values(state)]);
     core.dispose();
   });
 });
