@@ -7,6 +7,12 @@
  * HQLT core's sequence form and gradients (every blend) and of the weights after 3 PPO updates. Timings: core
  * forward+backward tokens/s at B=64, T=256, D=256, L=2, H=4, S=64 (`small`) and at 10× the batch (`batch10`), and
  * PPO env-steps/s with 64 envs. On a GPU machine: `source .gpu/setup.sh && $NODE dist/bench/gpu.js --check`.
+ *
+ * First it prints the figures of issue 11, one line each, with the fused WebGPU kernels (memory/webgpu) off and on
+ * (--fused off,on): kernels (tf.profile) and GPU dispatches of one acting step of a 2-layer HQLT core (D=64, H=4,
+ * S=16, B=64; target ≤ 24 kernels) and of one forward+backward of it at T=48 (target ≤ 400), and forward+backward
+ * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k). --figures-only stops after them;
+ * --smoke measures the throughput at a small size instead (for a software adapter).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -16,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, webgpuErrorCount } from '../memory/backend.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
+import { setFusedKernels } from '../memory/webgpu/index.js';
 import { buildAgent } from '../training/commands/train.js';
 import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/config.js';
 import { PpoTrainer } from '../training/ppo.js';
@@ -72,8 +79,57 @@ function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
   return d;
 }
 
+/** GPU dispatches issued while `f` runs (every WebGPU kernel goes through `recordAndSubmit`); null off WebGPU. */
+async function countDispatches(f: () => void): Promise<{ kernels: number; dispatches: number | null }> {
+  const backend = tf.backend() as unknown as { recordAndSubmit?: (...args: unknown[]) => void };
+  const original = backend.recordAndSubmit;
+  let dispatches = 0;
+  if (original) backend.recordAndSubmit = (...args: unknown[]) => (dispatches++, original.apply(backend, args));
+  try {
+    const profile = await tf.profile(f);
+    return { kernels: profile.kernels.length, dispatches: original ? dispatches : null };
+  } finally {
+    if (original) backend.recordAndSubmit = original;
+  }
+}
+
+/** Kernel counts of the issue's acting step and forward+backward (2-layer HQLT, D=64, H=4, S=16, B=64, T=48). */
+async function kernelCounts(): Promise<Record<string, number | null>> {
+  const core = createCore({ type: 'hqlt', dim: 64, layers: 2, heads: 4, window: 16 }, 1);
+  const [B, T] = [64, 48];
+  const x = tf.tensor2d(Float32Array.from({ length: B * 64 }, (_, i) => Math.sin(i)), [B, 64]);
+  const xs = tf.tensor3d(Float32Array.from({ length: B * T * 64 }, (_, i) => Math.sin(i)), [B, T, 64]);
+  const starts = tf.zeros([B]) as tf.Tensor1D;
+  const startsSeq = tf.zeros([B, T]) as tf.Tensor2D;
+  let state = core.initialState(B);
+  const step = () => {
+    const r = core.step(x, state, starts);
+    tf.dispose([r.y, ...Object.values(state)]);
+    state = r.state;
+  };
+  const train = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const r = core.forward(xs, state, startsSeq);
+      disposeState(r.state);
+      return tf.mean(tf.square(r.ys)) as tf.Scalar;
+    }, core.trainableVariables());
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  step(); // warm-up: shader compilation and cached weights
+  train();
+  const s = await countDispatches(step);
+  const t = await countDispatches(train);
+  tf.dispose([x, xs, starts, startsSeq]);
+  disposeState(state);
+  core.dispose();
+  return { stepKernels: s.kernels, stepDispatches: s.dispatches, trainKernels: t.kernels, trainDispatches: t.dispatches };
+}
+
 const { values } = parseArgs({
   options: {
+    fused: { type: 'string', default: 'off,on' },
+    'figures-only': { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'webgpu' },
     check: { type: 'boolean', default: false },
     sizes: { type: 'string', default: 'small,batch10' },
@@ -109,6 +165,46 @@ if (values.check) {
 
 const info = await initBackend(values.backend);
 report.backend = info.active;
+
+const figures: Record<string, unknown>[] = [];
+for (const mode of values.fused!.split(',').filter(Boolean)) {
+  if (mode !== 'on' && mode !== 'off') throw new Error(`--fused takes 'on' and/or 'off', got '${mode}'`);
+  setFusedKernels(mode === 'on');
+  const counts = await kernelCounts();
+  const errorsBefore = webgpuErrorCount();
+  // --smoke shrinks the throughput figure (B=4 T=64 D=64 S=16) so the script can be checked on a software adapter.
+  const size = values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 };
+  const sizeName = `B=${size.batch} T=${size.seqLen} D=${size.dim} L=2 H=4 S=${size.window}`;
+  const [train] = await benchCores({
+    backend: values.backend, types: ['hqlt-sync'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 2, out: '',
+  });
+  const valid = webgpuErrorCount() === errorsBefore;
+  const lines: [string, number | null, string][] = [
+    ['acting step kernels (tf.profile), 2-layer HQLT D=64 H=4 S=16 B=64', counts.stepKernels!, '<= 24'],
+    ['acting step GPU dispatches, same core', counts.stepDispatches, ''],
+    ['fwd+bwd kernels (tf.profile), same core, T=48', counts.trainKernels!, '<= 400'],
+    ['fwd+bwd GPU dispatches, same core, T=48', counts.trainDispatches, ''],
+    [`HQLT-sync fwd+bwd tokens/s, ${sizeName}`, valid ? Math.round(train!.trainTokensPerSecond) : null, values.smoke ? '' : '>= 600000'],
+    [`HQLT-sync acting step ms, ${sizeName}`, valid ? train!.stepMs : null, ''],
+  ];
+  for (const [figure, value, target] of lines) {
+    const line = { figure, fused: mode, value, target };
+    figures.push(line);
+    console.log(JSON.stringify(line));
+  }
+}
+setFusedKernels(true);
+report.figures = figures;
+const out = values.out ?? join('bench', 'results', `gpu-${info.active}.json`);
+const writeReport = () => {
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+};
+if (values['figures-only']) {
+  writeReport();
+  console.log(`wrote ${out}`);
+  process.exit(0);
+}
 // `tiny` is a smoke test of the script itself (e.g. on a software adapter).
 const SIZES: Record<string, { batch: number; dim: number }> = {
   tiny: { batch: 2, dim: 32 },
@@ -150,8 +246,6 @@ if (updates > 0) {
   agent.dispose();
   await env.close();
 }
-const out = values.out ?? join('bench', 'results', `gpu-${info.active}.json`);
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+writeReport();
 console.log(`wrote ${out}`);
 process.exit(0); // Dawn keeps the event loop alive

@@ -122,7 +122,7 @@ function hasVulkanLoader(): boolean {
 
 /** The parts of Dawn's Node bindings (`webgpu` package) used here. */
 interface DawnAdapter {
-  limits: { maxStorageBuffersPerShaderStage: number };
+  limits: Record<(typeof RAISED_LIMITS)[number], number>;
   info?: { description?: string; vendor?: string };
   requestDevice(descriptor?: { requiredLimits?: Record<string, number> }): Promise<unknown>;
 }
@@ -135,10 +135,16 @@ interface DawnModule {
 }
 
 /**
+ * Device limits raised to the adapter's maximum: storage buffers (see `activateWebgpu`), and workgroup memory and
+ * size, which the fused kernels (memory/webgpu) use to keep a head's fast-weight matrix on chip.
+ */
+const RAISED_LIMITS = ['maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'] as const;
+
+/**
  * Sets up Dawn for tfjs' WebGPU backend: a Vulkan adapter (hardware GPU), or Mesa's software OpenGL adapter when
  * `software` is set (useful for CI without a GPU). Raises the storage-buffer limit (tfjs keeps WebGPU's default
- * of 8, and AddN with more inputs silently drops GPU work) and turns off WEBGPU_CPU_FORWARD (else small ops run
- * on the CPU).
+ * of 8, and AddN with more inputs silently drops GPU work) and the workgroup limits, and turns off
+ * WEBGPU_CPU_FORWARD (else small ops run on the CPU).
  */
 async function activateWebgpu(software: boolean): Promise<boolean> {
   let dawn: DawnModule;
@@ -165,7 +171,7 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
         ...descriptor,
         requiredLimits: {
           ...(descriptor.requiredLimits ?? {}),
-          maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+          ...Object.fromEntries(RAISED_LIMITS.map((name) => [name, adapter.limits[name]])),
         },
       });
     return adapter;

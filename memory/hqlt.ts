@@ -17,6 +17,12 @@ function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorR
   return f({ ...constants, ...inputs });
 }
 import { randn } from './random.js';
+import { fusedKernelsActive } from './webgpu/index.js';
+import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
+import { fusedMixNorm } from './webgpu/rowwise.js';
+import { fusedBufferTail, fusedTimeInfo } from './webgpu/sequence.js';
+import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
+import { fusedWindowAttention, windowAttentionFits } from './webgpu/window.js';
 
 export type Blend = 'synchronous' | 'delayed-streaming' | 'delayed-chunk' | 'synchronous-linear';
 export type Mixing = 'sum' | 'scalar' | 'vector';
@@ -271,6 +277,11 @@ export class HqltLayer implements MixerLayer {
   private output(oFw: tf.Tensor | null, oKv: tf.Tensor | null, mix: tf.Tensor | null): tf.Tensor {
     const o = this.options;
     let out: tf.Tensor;
+    if (oFw && oKv && fusedKernelsActive()) {
+      // Mixing and norm in one kernel (WebGPU).
+      const normed = fusedMixNorm(oFw, oKv, mix, this.w('o_norm.weight') as tf.Tensor1D, o.mixing, 1e-5);
+      return linear(tf.reshape(normed, [...oFw.shape.slice(0, -2), o.valueDim]), this.w('o_proj.weight') as tf.Tensor2D);
+    }
     if (oFw && oKv) {
       if (o.mixing === 'sum') out = tf.add(oFw, oKv);
       else if (o.mixing === 'vector') {
@@ -289,7 +300,46 @@ export class HqltLayer implements MixerLayer {
   // ---------------------------------------------------------------------------------------------------------
   // Step form
 
+  /** The fused step kernel's configuration when it can run this step (WebGPU, acting, supported blend), else null. */
+  private fusedStepConfig(): StepKernelConfig | null {
+    const o = this.options;
+    if (!fusedKernelsActive() || recording() || (o.blend !== 'synchronous' && o.blend !== 'delayed-streaming')) return null;
+    const config: StepKernelConfig = {
+      heads: this.H, K: this.K, V: this.V, S: this.S, blend: o.blend, mixing: o.mixing, kv: this.hasKv, fw: this.hasFw,
+      rope: o.rope, negativeEigenvalues: o.allowNegativeEigenvalues, width: this.inputWeight().shape[1],
+    };
+    return stepKernelFits(config) ? config : null;
+  }
+
+  /** The step form in one fused kernel (plus the projections): same results as the tfjs-ops step below. */
+  private fusedStepForm(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D, config: StepKernelConfig): StepResult {
+    return tf.tidy(() => {
+      const o = this.options;
+      const next: State = {};
+      let proj = matMul2d(x, this.inputWeight());
+      if (o.shortConv) {
+        const B = x.shape[0];
+        const qkvWidth = 2 * o.keyDim + o.valueDim;
+        const [qkv, extra] = tf.split(proj, [qkvWidth, proj.shape[1] - qkvWidth], 1);
+        const keep = tf.reshape(tf.sub(1, episodeStart), [B, 1, 1]);
+        const win = tf.concat([tf.mul(state.conv!, keep), tf.expandDims(qkv!, 1)], 1);
+        next.conv = tf.slice(win, [0, 1, 0], [-1, -1, -1]);
+        proj = tf.concat([tf.sum(tf.mul(win, this.convTaps()), 1), extra!], 1) as tf.Tensor2D;
+      }
+      const rope = this.stepConst.rope;
+      const r = fusedStep(config, {
+        proj, pos: state.pos as tf.Tensor1D, start: episodeStart, norm: this.w('o_norm.weight') as tf.Tensor1D,
+        keys: state.keys, values: state.values, fw: state.fw, ropeCos: rope?.[0], ropeSin: rope?.[1],
+      });
+      next.pos = r.pos;
+      for (const key of ['keys', 'values', 'fw'] as const) if (r[key]) next[key] = r[key]!;
+      return { y: linear(r.y, this.w('o_proj.weight') as tf.Tensor2D), state: next };
+    });
+  }
+
   step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
+    const fused = this.fusedStepConfig();
+    if (fused) return this.fusedStepForm(x, state, episodeStart, fused);
     return tf.tidy(() => {
       const o = this.options;
       const { S, H, K, V } = this;
@@ -395,6 +445,17 @@ export class HqltLayer implements MixerLayer {
     });
   }
 
+  /** Whether `forward` runs the FW-memory as one fused kernel (WebGPU; synchronous and delayed-streaming blends). */
+  private fusedFw(): boolean {
+    const blend = this.options.blend;
+    return fusedKernelsActive() && (blend === 'synchronous' || blend === 'delayed-streaming') && deltaRuleFits(this.K, this.V);
+  }
+
+  /** Whether `forward` runs the KV-memory as fused kernels (WebGPU; every blend). */
+  private fusedKv(): boolean {
+    return fusedKernelsActive() && windowAttentionFits(this.options.rope);
+  }
+
   /** The largest visible key distance at position pos (window, or within the current chunk). */
   private kvLimit(pos: tf.Tensor): tf.Tensor {
     return this.options.blend === 'delayed-chunk' ? tf.mod(pos, this.S) : tf.minimum(pos, this.S - 1);
@@ -409,9 +470,17 @@ export class HqltLayer implements MixerLayer {
       const [B, T] = xs.shape;
       if (episodeStart.shape[0] !== B || episodeStart.shape[1] !== T)
         throw new Error(`episodeStart must be [${B}, ${T}] to match xs, got [${episodeStart.shape}]`);
-      const time = timeInfo(episodeStart, state.pos as tf.Tensor1D);
+      const fused = fusedKernelsActive();
       const next: State = {};
-      next.pos = tf.add(tf.squeeze(tf.slice(time.pos, [0, T - 1], [B, 1]), [1]), 1);
+      let time: TimeInfo;
+      if (fused) {
+        const { next: counter, ...info } = fusedTimeInfo(episodeStart, state.pos as tf.Tensor1D);
+        time = info;
+        next.pos = counter;
+      } else {
+        time = timeInfo(episodeStart, state.pos as tf.Tensor1D);
+        next.pos = tf.add(tf.squeeze(tf.slice(time.pos, [0, T - 1], [B, 1]), [1]), 1);
+      }
 
       const proj = linear(xs, this.inputWeight());
       const qkvWidth = 2 * o.keyDim + o.valueDim;
@@ -423,11 +492,18 @@ export class HqltLayer implements MixerLayer {
       const p = this.split(qkv, extra); // q, k [B, T, H, K], v [B, T, H, V], beta [B, T, H]
 
       let buffer: { keys: tf.Tensor; values: tf.Tensor } | null = null;
-      if (this.hasBuffer) {
-        buffer = {
-          keys: tf.concat([tf.transpose(state.keys!, [0, 2, 1, 3]), p.k], 1), // [B, S + T, H, K]
-          values: tf.concat([tf.transpose(state.values!, [0, 2, 1, 3]), p.v], 1),
-        };
+      // The state's buffer followed by the sequence, [B, S + T, H, *]: the fused kernels need it only for the
+      // delayed-streaming write stream.
+      const concatenated = () => ({
+        keys: tf.concat([tf.transpose(state.keys!, [0, 2, 1, 3]), p.k], 1),
+        values: tf.concat([tf.transpose(state.values!, [0, 2, 1, 3]), p.v], 1),
+      });
+      if (this.hasBuffer && fused) {
+        next.keys = fusedBufferTail(state.keys!, p.k, time.seg);
+        next.values = fusedBufferTail(state.values!, p.v, time.seg);
+        if ((this.hasKv && !this.fusedKv()) || (this.hasFw && o.blend === 'delayed-streaming')) buffer = concatenated();
+      } else if (this.hasBuffer) {
+        buffer = concatenated();
         const valid = eq(tf.concat([tf.zeros([B, this.S]), time.seg], 1), time.segLast);
         const lastValid = tf.reshape(tf.slice(valid, [0, T], [B, this.S]), [B, this.S, 1, 1]);
         const tail = (t: tf.Tensor) => tf.transpose(tf.mul(tf.slice(t, [0, T, 0, 0], [B, this.S, -1, -1]), lastValid), [0, 2, 1, 3]);
@@ -438,13 +514,33 @@ export class HqltLayer implements MixerLayer {
       // and chunk intermediates would otherwise stay alive from the forward to the backward, and the wasm heap ends
       // at a few GB. Small ones (PPO minibatches) keep them: rematerialising costs 20–35% more time.
       const block = B * T * this.dim >= HqltLayer.rematMinElements ? checkpoint : runBlock;
-      const kvRead = this.hasKv
-        ? block({ q: p.q, keys: buffer!.keys, values: buffer!.values }, { pos: time.pos }, (r) => ({
+      const rope = this.stepConst.rope;
+      const kvRead = !this.hasKv
+        ? null
+        : this.fusedKv()
+          ? fusedWindowAttention(
+              { q: p.q, k: p.k, v: p.v, ks: state.keys!, vs: state.values!, pos: time.pos, cos: rope?.[0], sin: rope?.[1] },
+              o.blend === 'delayed-chunk',
+            )
+          : block({ q: p.q, keys: buffer!.keys, values: buffer!.values }, { pos: time.pos }, (r) => ({
             read: this.kvSequence(r.q!, r.keys!, r.values!, r.pos!),
-          })).read!
-        : null;
+          })).read!;
       let fwRead: tf.Tensor | null = null;
-      if (this.hasFw) {
+      if (this.hasFw && this.fusedFw()) {
+        // The fused recurrent kernel (WebGPU): the write stream is the current step's pair, or the pair leaving
+        // the window (delayed-streaming, written once pos ≥ S).
+        let keys = p.k;
+        let values = p.v;
+        let beta = p.beta!;
+        if (o.blend === 'delayed-streaming') {
+          keys = tf.slice(buffer!.keys, [0, 0, 0, 0], [B, T, this.H, this.K]);
+          values = tf.slice(buffer!.values, [0, 0, 0, 0], [B, T, this.H, this.V]);
+          beta = tf.mul(beta, tf.expandDims(le(this.S, time.pos), 2));
+        }
+        const r = fusedDeltaRule({ q: p.q, k: keys, v: values, beta, w0: state.fw!, keep: tf.sub(1, episodeStart) });
+        fwRead = r.o;
+        next.fw = r.wT;
+      } else if (this.hasFw) {
         const inputs: TensorRecord = { q: p.q, k: p.k, v: p.v };
         if (p.beta) inputs.beta = p.beta;
         if (buffer) Object.assign(inputs, { bufferKeys: buffer.keys, bufferValues: buffer.values });

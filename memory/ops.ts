@@ -4,14 +4,17 @@
  * to 2-D and their gradients transpose explicitly before a plain matMul.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernelsActive } from './webgpu/index.js';
+import { fusedRmsNorm } from './webgpu/rowwise.js';
 
 /**
  * x [N, in] @ w [in, out] with a gradient that only uses non-transposed 2-D matMuls.
  * (tfjs' own matMul gradient uses transposeA/transposeB, which the wasm backend runs ~10x slower.)
  */
 export function matMul2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  // Outside gradient recording (acting) the custom-gradient wrapper only costs time.
-  return recording() ? matMul2dGrad(x, w) : tf.matMul(x, w);
+  // Outside gradient recording (acting) the custom-gradient wrapper only costs time; WebGPU's matMul runs transposed
+  // operands natively, so with the fused kernels on its own gradient saves two Transpose dispatches.
+  return recording() && !fusedKernelsActive() ? matMul2dGrad(x, w) : tf.matMul(x, w);
 }
 
 /**
@@ -44,6 +47,8 @@ const matMul2dGrad = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) =
 
 /** Applies a linear map w [in, out] over the last axis of x [..., in] (no bias). */
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.Tensor<R> {
+  // A 2-D x needs no reshapes (each is still a kernel call, counted against acting steps).
+  if (x.rank === 2) return matMul2d(x as tf.Tensor2D, w) as unknown as tf.Tensor<R>;
   const [inDim, outDim] = w.shape;
   const lead = x.shape.slice(0, -1);
   const y = matMul2d(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w);
@@ -52,6 +57,7 @@ export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.T
 
 /** RMSNorm over the last axis with a learned scale (eps inside the square root, as PyTorch's RMSNorm). */
 export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D, eps = 1e-5): tf.Tensor<R> {
+  if (fusedKernelsActive()) return fusedRmsNorm(x, weight, eps);
   return tf.tidy(() => {
     if (!recording()) return tf.mul(normalised(x, eps), weight) as tf.Tensor<R>;
     let fn = rmsNormGrads.get(eps);

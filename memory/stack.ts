@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { CoreConfig, ForwardResult, MemoryCore, MixerLayer, NamedWeight, State, StepResult } from './core.js';
 import { linear, rmsNorm } from './ops.js';
 import { makeRng, deriveSeed } from './random.js';
+import { fusedKernelsActive } from './webgpu/index.js';
+import { fusedSwiGlu } from './webgpu/rowwise.js';
 import { prefixState, subState } from './state.js';
 import { constantVariable, linearWeight, prefixWeights } from './weights.js';
 
@@ -125,7 +127,8 @@ export class StackedCore implements MemoryCore {
       if (b.mlp) {
         const h = rmsNorm(x, b.mlp.norm as tf.Tensor1D);
         const g = linear(h, b.mlp.gate as tf.Tensor2D);
-        const hidden = tf.mul(tf.mul(g, tf.sigmoid(g)), linear(h, b.mlp.up as tf.Tensor2D)); // SiLU(g) ⊙ up
+        const up = linear(h, b.mlp.up as tf.Tensor2D);
+        const hidden = fusedKernelsActive() ? fusedSwiGlu(g, up) : tf.mul(tf.mul(g, tf.sigmoid(g)), up); // SiLU(g) ⊙ up
         x = tf.add(x, linear(hidden, b.mlp.down as tf.Tensor2D));
       }
     }

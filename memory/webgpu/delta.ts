@@ -1,0 +1,334 @@
+/**
+ * The FW-memory (DeltaNet fast weights, spec "FW-memory") over a sequence in one dispatch forward and one backward,
+ * as a fused recurrent kernel: one workgroup per (stream, head) keeps that head's V×K matrix in workgroup memory and
+ * walks the sequence step by step (reading after writing, as the synchronous blend; the delayed-streaming blend
+ * passes its shifted write stream). φ (L2-normalised SiLU) of queries and keys is applied inside.
+ *
+ * Per step t, with keep_t = 0 at an episode start:  u = keep W φ(k),  δ = β (v − u),  W ← keep W + δ φ(k)ᵀ,
+ * o = W φ(q) / √K.  The backward pass needs no stored states: a forward sweep recomputes every δ_t, a reverse sweep
+ * carries dW (which does not depend on W) and yields dδ_t, dv_t and the dW·δ part of dφ(k_t), and a second forward
+ * sweep rebuilds W to add the W-dependent parts of dφ(k_t), dφ(q_t) and dβ_t, then chains through φ.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { fits, runProgram, type FusedProgram } from './runner.js';
+import { ACTIVATIONS, lit, strided, workgroupFor } from './wgsl.js';
+
+const FORWARD = 'HqltDeltaRule';
+const BACKWARD = 'HqltDeltaRuleGrad';
+
+/** Sizes of one delta-rule sequence. */
+interface Dims {
+  B: number;
+  T: number;
+  H: number;
+  K: number;
+  V: number;
+}
+
+/** Inputs: q, k [B, T, H, K] (before φ), v [B, T, H, V], β [B, T, H], W₀ [B, H, V, K], keep [B, T] (0 at starts). */
+export interface DeltaRuleInputs {
+  q: tf.Tensor;
+  k: tf.Tensor;
+  v: tf.Tensor;
+  beta: tf.Tensor;
+  w0: tf.Tensor;
+  keep: tf.Tensor;
+}
+
+const INPUTS = ['q', 'k', 'v', 'beta', 'w0', 'keep'] as const;
+const threads = (d: Pick<Dims, 'K' | 'V'>) => workgroupFor(Math.max(d.K, d.V));
+const sharedBytes = (d: Pick<Dims, 'K' | 'V'>) => 4 * (d.V * d.K + 4 * d.K + 5 * d.V);
+
+/** Whether the kernels fit the active device for per-head widths K and V. */
+export function deltaRuleFits(K: number, V: number): boolean {
+  // The backward program binds 8 inputs and 7 outputs.
+  return fits(sharedBytes({ K, V }), threads({ K, V }), 15);
+}
+
+function dimsOf(q: tf.TensorInfo, v: tf.TensorInfo): Dims {
+  const [B, T, H, K] = q.shape as [number, number, number, number];
+  return { B, T, H, K, V: v.shape[3]! };
+}
+
+/** WGSL shared by both programs: layout helpers, per-step loads and the forward sweep. */
+function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
+  const { T, H, K, V } = d;
+  const write =
+    store === 'reads' ? `out_o[vAt(t) + v] = o * r.x * ${lit(1 / Math.sqrt(K))};` : 'out_delta[sAt(t) + v] = delta;';
+  return /* wgsl */ `
+${ACTIVATIONS}
+var<workgroup> W: array<f32, ${V * K}>;
+var<workgroup> sfq: array<f32, ${K}>;
+var<workgroup> sfk: array<f32, ${K}>;
+var<workgroup> sdq: array<f32, ${K}>;
+var<workgroup> sdk: array<f32, ${K}>;
+var<workgroup> sv: array<f32, ${V}>;
+var<workgroup> sa: array<f32, ${V}>;
+var<workgroup> sb: array<f32, ${V}>;
+var<workgroup> sdl: array<f32, ${V}>;
+var<workgroup> se: array<f32, ${V}>;
+
+var<private> b: u32;
+var<private> h: u32;
+var<private> head: u32;
+
+fn kAt(t: u32) -> u32 { return ((b * ${T}u + t) * ${H}u + h) * ${K}u; }
+fn vAt(t: u32) -> u32 { return ((b * ${T}u + t) * ${H}u + h) * ${V}u; }
+fn hAt(t: u32) -> u32 { return (b * ${T}u + t) * ${H}u + h; }
+/** Per-step scratch [B, H, T, V]. */
+fn sAt(t: u32) -> u32 { return (head * ${T}u + t) * ${V}u; }
+
+/** SiLU of the step's raw query and key into sfq, sfk; values into sv. */
+fn load(t: u32, lid: u32) {
+  ${strided('i', K, NT)} {
+    sfq[i] = silu_(in_q[kAt(t) + i]);
+    sfk[i] = silu_(in_k[kAt(t) + i]);
+  }
+  ${strided('v', V, NT)} { sv[v] = in_v[vAt(t) + v]; }
+}
+
+/** 1/|SiLU(q)| and 1/|SiLU(k)| (φ = SiLU(x) times this), computed by every invocation. */
+fn norms() -> vec2<f32> {
+  var n = vec2<f32>(0.0);
+  for (var i = 0u; i < ${K}u; i++) { n += vec2<f32>(sfq[i] * sfq[i], sfk[i] * sfk[i]); }
+  return inverseSqrt(n + 1e-6);
+}
+
+fn loadState(lid: u32) {
+  ${strided('e', V * K, NT)} { W[e] = in_w0[head * ${V * K}u + e]; }
+}
+
+/** The forward recurrence; writes the reads (o) or, for the backward pass, every δ_t. */
+fn forwardSweep(lid: u32) {
+  loadState(lid);
+  for (var t = 0u; t < ${T}u; t++) {
+    workgroupBarrier();
+    load(t, lid);
+    workgroupBarrier();
+    let r = norms();
+    let keep = in_keep[b * ${T}u + t];
+    let beta = in_beta[hAt(t)];
+    ${strided('v', V, NT)} {
+      var u = 0.0;
+      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K}u + j] * sfk[j]; }
+      let delta = beta * (sv[v] - keep * r.y * u);
+      var o = 0.0;
+      for (var j = 0u; j < ${K}u; j++) {
+        let w = keep * W[v * ${K}u + j] + delta * r.y * sfk[j];
+        W[v * ${K}u + j] = w;
+        o += w * sfq[j];
+      }
+      ${write}
+    }
+  }
+  workgroupBarrier();
+}
+`;
+}
+
+function forwardProgram(d: Dims): FusedProgram {
+  const NT = threads(d);
+  const { B, T, H, K, V } = d;
+  const source = /* wgsl */ `
+${common(d, NT, 'reads')}
+fn main(wg: u32, lid: u32) {
+  b = wg / ${H}u;
+  h = wg % ${H}u;
+  head = wg;
+  forwardSweep(lid);
+  ${strided('e', V * K, NT)} { out_wT[head * ${V * K}u + e] = W[e]; }
+}
+`;
+  return {
+    key: `${FORWARD}:${JSON.stringify(d)}`,
+    inputs: INPUTS,
+    outputs: [
+      { name: 'o', shape: [B, T, H, V] },
+      { name: 'wT', shape: [B, H, V, K] },
+    ],
+    workgroupSize: NT,
+    workgroups: B * H,
+    source,
+  };
+}
+
+function backwardProgram(d: Dims): FusedProgram {
+  const NT = threads(d);
+  const { B, T, H, K, V } = d;
+  const scale = lit(1 / Math.sqrt(K));
+  const source = /* wgsl */ `
+${common(d, NT, 'deltas')}
+fn dsilu(x: f32) -> f32 { let s = sigmoid_(x); return s * (1.0 + x * (1.0 - s)); }
+
+fn main(wg: u32, lid: u32) {
+  b = wg / ${H}u;
+  h = wg % ${H}u;
+  head = wg;
+  // 1. Recompute δ_t.
+  forwardSweep(lid);
+  storageBarrier();
+
+  // 2. Reverse sweep over dW: dW_t += s dO_t φ(q_t)ᵀ, dδ_t = dW_t φ(k_t), dφ(k_t) ⊇ dW_tᵀ δ_t,
+  //    dW_{t-1} = keep (dW_t − β dδ_t φ(k_t)ᵀ).
+  ${strided('e', V * K, NT)} { W[e] = in_dwT[head * ${V * K}u + e]; }
+  for (var n = 0u; n < ${T}u; n++) {
+    let t = ${T - 1}u - n;
+    workgroupBarrier();
+    load(t, lid);
+    ${strided('v', V, NT)} {
+      sa[v] = in_do[vAt(t) + v];
+      sdl[v] = out_delta[sAt(t) + v];
+    }
+    workgroupBarrier();
+    let r = norms();
+    let keep = in_keep[b * ${T}u + t];
+    let beta = in_beta[hAt(t)];
+    ${strided('v', V, NT)} {
+      let g = sa[v] * ${scale} * r.x;
+      var dd = 0.0;
+      for (var j = 0u; j < ${K}u; j++) {
+        let dw = W[v * ${K}u + j] + g * sfq[j];
+        W[v * ${K}u + j] = dw;
+        dd += dw * sfk[j];
+      }
+      dd *= r.y;
+      sb[v] = dd;
+      out_dd[sAt(t) + v] = dd;
+      out_dv[vAt(t) + v] = beta * dd;
+    }
+    workgroupBarrier();
+    ${strided('j', K, NT)} {
+      var a = 0.0;
+      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K}u + j] * sdl[v]; }
+      out_dk[kAt(t) + j] = a;
+    }
+    workgroupBarrier();
+    ${strided('v', V, NT)} {
+      let c = beta * sb[v] * r.y;
+      for (var j = 0u; j < ${K}u; j++) { W[v * ${K}u + j] = keep * (W[v * ${K}u + j] - c * sfk[j]); }
+    }
+  }
+  workgroupBarrier();
+  ${strided('e', V * K, NT)} { out_dw0[head * ${V * K}u + e] = W[e]; }
+  storageBarrier();
+
+  // 3. Forward sweep rebuilding W: dφ(k_t) −= β keep W_{t-1}ᵀ dδ_t, dβ_t = dδ_t · (v_t − u_t),
+  //    dφ(q_t) = s W_tᵀ dO_t; then through φ: dx = (dφ − φ (φ·dφ)) / |SiLU(x)| · SiLU'(x).
+  workgroupBarrier();
+  loadState(lid);
+  for (var t = 0u; t < ${T}u; t++) {
+    workgroupBarrier();
+    load(t, lid);
+    ${strided('v', V, NT)} {
+      sa[v] = in_do[vAt(t) + v];
+      sb[v] = out_dd[sAt(t) + v];
+    }
+    workgroupBarrier();
+    let r = norms();
+    let keep = in_keep[b * ${T}u + t];
+    let beta = in_beta[hAt(t)];
+    ${strided('j', K, NT)} {
+      var a = 0.0;
+      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K}u + j] * sb[v]; }
+      sdk[j] = out_dk[kAt(t) + j] - beta * keep * a;
+    }
+    ${strided('v', V, NT)} {
+      var u = 0.0;
+      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K}u + j] * sfk[j]; }
+      let e = sv[v] - keep * r.y * u;
+      se[v] = sb[v] * e;
+      sdl[v] = beta * e;
+    }
+    workgroupBarrier();
+    ${strided('v', V, NT)} {
+      for (var j = 0u; j < ${K}u; j++) { W[v * ${K}u + j] = keep * W[v * ${K}u + j] + sdl[v] * r.y * sfk[j]; }
+    }
+    workgroupBarrier();
+    ${strided('j', K, NT)} {
+      var a = 0.0;
+      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K}u + j] * sa[v]; }
+      sdq[j] = a * ${scale};
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      var s = 0.0;
+      for (var v = 0u; v < ${V}u; v++) { s += se[v]; }
+      out_dbeta[hAt(t)] = s;
+    }
+    var pq = 0.0;
+    var pk = 0.0;
+    for (var i = 0u; i < ${K}u; i++) { pq += sfq[i] * sdq[i]; pk += sfk[i] * sdk[i]; }
+    pq *= r.x;
+    pk *= r.y;
+    ${strided('j', K, NT)} {
+      out_dq[kAt(t) + j] = (sdq[j] - sfq[j] * r.x * pq) * r.x * dsilu(in_q[kAt(t) + j]);
+      out_dk[kAt(t) + j] = (sdk[j] - sfk[j] * r.y * pk) * r.y * dsilu(in_k[kAt(t) + j]);
+    }
+  }
+}
+`;
+  return {
+    key: `${BACKWARD}:${JSON.stringify(d)}`,
+    inputs: [...INPUTS, 'do', 'dwT'],
+    outputs: [
+      { name: 'dq', shape: [B, T, H, K] },
+      { name: 'dk', shape: [B, T, H, K] },
+      { name: 'dv', shape: [B, T, H, V] },
+      { name: 'dbeta', shape: [B, T, H] },
+      { name: 'dw0', shape: [B, H, V, K] },
+      // Scratch: δ_t and dδ_t of every step.
+      { name: 'delta', shape: [B, H, T, V] },
+      { name: 'dd', shape: [B, H, T, V] },
+    ],
+    workgroupSize: NT,
+    workgroups: B * H,
+    source,
+  };
+}
+
+interface Disposer {
+  disposeData(dataId: tf.DataId): void;
+}
+
+let registered = false;
+
+function register(): void {
+  if (registered) return;
+  registered = true;
+  tf.registerKernel({
+    kernelName: FORWARD,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const p = forwardProgram(dimsOf(inputs.q!, inputs.v!));
+      return runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
+    },
+  });
+  tf.registerKernel({
+    kernelName: BACKWARD,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const p = backwardProgram(dimsOf(inputs.q!, inputs.v!));
+      const outs = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
+      for (const scratch of outs.slice(5)) (backend as Disposer).disposeData(scratch.dataId);
+      return outs.slice(0, 5);
+    },
+  });
+  tf.registerGradient({
+    kernelName: FORWARD,
+    inputsToSave: [...INPUTS],
+    gradFunc: (dys, saved) => {
+      const [dO, dWT] = dys as tf.Tensor[];
+      const named = Object.fromEntries(INPUTS.map((n, i) => [n, saved[i]!]));
+      const grads = tf.engine().runKernel(BACKWARD, { ...named, do: dO!, dwT: dWT! }) as tf.Tensor[];
+      const [dq, dk, dv, dbeta, dw0] = grads;
+      return { q: () => dq!, k: () => dk!, v: () => dv!, beta: () => dbeta!, w0: () => dw0!, keep: () => tf.zerosLike(named.keep!) };
+    },
+  });
+}
+
+/** The delta-rule reads o [B, T, H, V] (scaled by 1/√K) and the final state [B, H, V, K] (WebGPU only). */
+export function fusedDeltaRule(inputs: DeltaRuleInputs): { o: tf.Tensor; wT: tf.Tensor } {
+  register();
+  const [o, wT] = tf.engine().runKernel(FORWARD, { ...inputs }) as tf.Tensor[];
+  return { o: o!, wT: wT! };
+}
