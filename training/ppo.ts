@@ -13,6 +13,7 @@ import type { VectorEnv } from '../envs/vector.js';
 import type { State } from '../memory/core.js';
 import { makeRng, type Rng } from '../memory/random.js';
 import { cloneState, disposeState } from '../memory/state.js';
+import { yieldToEventLoop } from './interrupt.js';
 import { Adam, clipByGlobalNorm, type AdamState } from './optim.js';
 import {
   checkSequenceSettings,
@@ -208,6 +209,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const F = buf.featureDim;
     const Ad = buf.actionDim;
     for (let t = 0; t < T; t++) {
+      await yieldToEventLoop(); // lets Ctrl-C / SIGTERM handlers run mid-rollout (see interrupt.ts)
       if (t % L === 0) boundary.push(cloneState(this.state));
       const ep = this.episodes;
       const res = await this.agent.act(this.obs, this.state, ep.episodeStart, { rng: this.rng });
@@ -253,6 +255,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     let count = 0;
     for (let epoch = 0; epoch < s.epochs; epoch++) {
       for (const ids of sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng)) {
+        await yieldToEventLoop();
         const mb = gatherMinibatch(buf, s.seqLen, ids, states, s.normAdvantages);
         let stats: tf.Tensor | undefined;
         const { value: lossValue, grads } = tf.variableGrads(() => {
@@ -375,6 +378,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     this.log = [];
     this.logSteps = 0;
     for (let k = 0; k < steps; k++) {
+      await yieldToEventLoop();
       const rows = snap.actionLog.subarray(k * width, (k + 1) * width);
       const actions = Array.from({ length: N }, (_, n) => d.toEnv(rows.subarray(n * d.actionDim, (n + 1) * d.actionDim)) as A);
       this.obs = (await this.env.step(actions)).obs;
