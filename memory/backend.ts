@@ -105,7 +105,39 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
     }
   }
   if (name === 'auto') throw new Error('No TensorFlow.js backend could be initialised, not even cpu.');
+  if (name === 'webgpu') throw new Error(`Backend 'webgpu' is not available: ${webgpuUnavailable(process.env.HQLT_WEBGPU_ADAPTER === 'software')}`);
   throw new Error(`Backend '${name}' is not available. Install it with: ${INSTALL_HINT[name]}`);
+}
+
+/**
+ * Why WebGPU did not start: the install hint only helps when a package is missing; with both installed, what is
+ * missing is the driver (or Mesa, for the software adapter).
+ */
+function webgpuUnavailable(software: boolean): string {
+  const missing = ['webgpu', '@tensorflow/tfjs-backend-webgpu'].filter((pkg) => {
+    try {
+      require.resolve(pkg);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length) return `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed. Install with: ${INSTALL_HINT.webgpu}`;
+  const installed = 'the WebGPU packages are installed, but';
+  if (software) {
+    return `${installed} Mesa's software OpenGL adapter could not be created: install Mesa (Debian: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri).`;
+  }
+  if (!hasVulkanLoader()) {
+    return (
+      `${installed} there is no Vulkan driver: the Vulkan loader (libvulkan.so.1) is missing. Install the GPU's Vulkan ` +
+      `driver (Debian: apt-get install libvulkan1, plus the NVIDIA driver's Vulkan support or mesa-vulkan-drivers). ` +
+      `Without a GPU, HQLT_WEBGPU_ADAPTER=software runs WebGPU on Mesa's software adapter (slow; for testing).`
+    );
+  }
+  return (
+    `${installed} no hardware GPU adapter was found (no Vulkan GPU driver answered, or only a software one): check the ` +
+    `GPU's Vulkan driver (vulkaninfo --summary lists the devices Vulkan sees).`
+  );
 }
 
 function backendFlags(): Record<string, unknown> {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -26,5 +26,18 @@ describe('MetricsLog', () => {
     log.append({ step: 5, loss: 3, 'test/accuracy': 1 });
     expect(readFileSync(join(dir, 'metrics.csv'), 'utf8')).toBe('loss,step\n3,5\n');
     expect(readMetrics(join(dir, 'metrics.jsonl'))).toHaveLength(1);
+  });
+
+  it('on resume, drops a torn last line (a crash or full disk mid-append) but still refuses a corrupt line elsewhere', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hqlt-metrics-'));
+    const log = new MetricsLog<Row>(dir);
+    for (const step of [10, 20]) log.append({ step, loss: 1, 'test/accuracy': 0 });
+    appendFileSync(join(dir, 'metrics.jsonl'), '{"step":30,"lo');
+    expect(() => readMetrics(join(dir, 'metrics.jsonl'))).toThrow(/metrics\.jsonl: line 3 is not valid JSON/);
+    new MetricsLog<Row>(dir, { keep: (r) => r.step <= 20 }).append({ step: 30, loss: 2, 'test/accuracy': 1 });
+    expect(readMetrics(join(dir, 'metrics.jsonl')).map((r) => (r as unknown as Row).step)).toEqual([10, 20, 30]);
+
+    appendFileSync(join(dir, 'metrics.jsonl'), 'garbage\n{"step":40}\n');
+    expect(() => new MetricsLog<Row>(dir, { keep: () => true })).toThrow(/line 4 is not valid JSON/);
   });
 });

@@ -6,15 +6,16 @@
  * - `trainer.json`: config, counters, RNG state, episode bookkeeping, every env's state and the current
  *   observations (JSON), and a SHA-256 of each file above.
  *
- * Written atomically: everything goes to a temp folder that is renamed into place, so a crash leaves either the
- * old checkpoint or the new one. Checkpoints are taken at update boundaries only; `PpoTrainer.restore` sets the
- * envs' saved state, so a resumed run continues bit for bit on the same backend, and a checkpoint's size and
- * resume time do not grow with the run.
+ * Written atomically (`writeFolderAtomicSync`): everything goes to a temp folder that is renamed into place, so a
+ * crash leaves either the old checkpoint or the new one. Checkpoints are taken at update boundaries only;
+ * `PpoTrainer.restore` sets the envs' saved state, so a resumed run continues bit for bit on the same backend,
+ * and a checkpoint's size and resume time do not grow with the run.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RecurrentAgent } from '../agents/agent.js';
+import { recoverFolder, writeFolderAtomicSync } from '../memory/files.js';
 import { decodeSafetensors, encodeSafetensors, type FloatTensor } from '../memory/safetensors.js';
 import { assignWeights, weightsToTensors } from '../memory/weights.js';
 import type { TrainConfig } from './config.js';
@@ -77,22 +78,13 @@ export async function saveCheckpoint(
     sha256: Object.fromEntries(FILES.map((f) => [f, sha256(bytes[f])])),
     snapshot: { ...rest, accBeta1: adam.accBeta1, accBeta2: adam.accBeta2, agentStateKeys: Object.keys(agentState) },
   };
-  const final = checkpointDir(runDir);
-  const tmp = `${final}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  for (const f of FILES) writeFileSync(join(tmp, f), bytes[f]);
-  writeFileSync(join(tmp, 'trainer.json'), JSON.stringify(json));
-  const old = `${final}.old-${process.pid}`;
-  if (existsSync(final)) renameSync(final, old);
-  renameSync(tmp, final);
-  rmSync(old, { recursive: true, force: true });
+  writeFolderAtomicSync(checkpointDir(runDir), { ...bytes, 'trainer.json': JSON.stringify(json) });
 }
 
-/** Reads only the config of a run's checkpoint (to build the agent and envs before loading). */
-export function readCheckpointConfig(runDir: string): { config: TrainConfig; backend: string } {
+/** Reads only the config (and update count) of a run's checkpoint (to build the agent and envs before loading). */
+export function readCheckpointConfig(runDir: string): { config: TrainConfig; backend: string; update: number } {
   const json = readTrainerJson(checkpointDir(runDir));
-  return { config: json.config, backend: json.backend };
+  return { config: json.config, backend: json.backend, update: json.snapshot.update };
 }
 
 function corrupt(dir: string, why: string): Error {
@@ -101,20 +93,8 @@ function corrupt(dir: string, why: string): Error {
   );
 }
 
-/**
- * A crash between the two renames of `saveCheckpoint` leaves the previous checkpoint under its `.old-<pid>` name;
- * put it back so the last good checkpoint stays usable.
- */
-function recoverSwap(dir: string): void {
-  if (existsSync(dir)) return;
-  const parent = dirname(dir);
-  const prefix = `${basename(dir)}.old-`;
-  const old = existsSync(parent) ? readdirSync(parent).filter((f) => f.startsWith(prefix)) : [];
-  if (old.length > 0) renameSync(join(parent, old.sort().at(-1)!), dir);
-}
-
 function readTrainerJson(dir: string): TrainerJson {
-  recoverSwap(dir);
+  recoverFolder(dir);
   const path = join(dir, 'trainer.json');
   if (!existsSync(dir)) throw new Error(`No checkpoint in ${dir}: train with --checkpoint-every or let a run finish first.`);
   if (!existsSync(path)) throw corrupt(dir, 'trainer.json is missing');

@@ -25,6 +25,23 @@ export function defaultCore(type: string): Record<string, unknown> & { type: str
 }
 const unit = z.number().min(0).max(1);
 
+/**
+ * Why `name` cannot name a run folder inside the runs folder, or undefined when it can: a run name is one plain
+ * folder name, so `--name ../../x` cannot write outside `--out`.
+ */
+export function runNameProblem(name: string): string | undefined {
+  if (name === '' || name === '.' || name === '..') return `'${name}' is not a folder name`;
+  if (/[/\\\0]/.test(name)) return `'${name}' contains a path separator`;
+  return undefined;
+}
+
+const runName = z
+  .string()
+  .superRefine((name, ctx) => {
+    const problem = runNameProblem(name);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${problem}: give a plain name; choose the folder it goes in with --out (or 'out')` });
+  });
+
 export const TrainConfigSchema = z
   .object({
     /** A registered env id. */
@@ -57,7 +74,7 @@ export const TrainConfigSchema = z
     adamEps: z.number().positive().default(1e-5),
     backend: z.enum(BACKEND_NAMES).default('auto'),
     /** Run name (folder under `out`); default `<env>-<core type>-s<seed>`. */
-    name: z.string().min(1).optional(),
+    name: runName.optional(),
     out: z.string().default('runs'),
     /** Write a checkpoint every N updates (0: only at the end and on Ctrl-C). */
     checkpointEvery: z.number().int().nonnegative().default(10),
@@ -164,6 +181,18 @@ export function ppoSettings(c: TrainConfig): PpoSettings {
     adamEps: c.adamEps,
     totalUpdates: totalUpdates(c),
   };
+}
+
+/** A note when `steps` is not a whole number of updates (the run rounds it up), else undefined. */
+export function stepsNote(c: Pick<TrainConfig, 'steps' | 'numEnvs' | 'rollout'>): string | undefined {
+  const perUpdate = c.numEnvs * c.rollout;
+  if (c.steps % perUpdate === 0) return undefined;
+  const updates = totalUpdates(c);
+  const n = (x: number) => x.toLocaleString('en-US');
+  return (
+    `Note: --steps ${n(c.steps)} is rounded up to whole updates of ${n(c.numEnvs)} envs × ${n(c.rollout)} steps: ` +
+    `this run trains ${n(updates)} update${updates === 1 ? '' : 's'}, ${n(updates * perUpdate)} steps.`
+  );
 }
 
 /** Updates in the run: steps rounded up to whole rollouts. */

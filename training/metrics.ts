@@ -3,9 +3,9 @@
  * and on screen (a live progress bar on a TTY, plain log lines otherwise).
  */
 import cliProgress from 'cli-progress';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from '../memory/files.js';
+import { appendFileNamedSync, writeFileAtomicSync } from '../memory/files.js';
 import type { UpdateMetrics } from './ppo.js';
 
 export const METRIC_COLUMNS = [
@@ -48,7 +48,7 @@ export class MetricsLog<Row extends object = UpdateMetrics> {
     this.jsonlPath = join(dir, 'metrics.jsonl');
     this.csvPath = join(dir, 'metrics.csv');
     const keep = options.keep;
-    const kept = keep ? (readMetrics(this.jsonlPath) as unknown as Row[]).filter((m) => keep(m)) : [];
+    const kept = keep ? (readMetrics(this.jsonlPath, { dropTornLine: true }) as unknown as Row[]).filter((m) => keep(m)) : [];
     this.columns = options.columns ?? (kept.length ? Object.keys(kept[0]) : undefined);
     writeFileAtomicSync(this.jsonlPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
     writeFileAtomicSync(this.csvPath, this.columns ? this.header() + kept.map((m) => this.line(m)).join('') : '');
@@ -57,10 +57,10 @@ export class MetricsLog<Row extends object = UpdateMetrics> {
   append(m: Row): void {
     if (!this.columns) {
       this.columns = Object.keys(m);
-      appendFileSync(this.csvPath, this.header());
+      appendFileNamedSync(this.csvPath, this.header());
     }
-    appendFileSync(this.jsonlPath, JSON.stringify(m) + '\n');
-    appendFileSync(this.csvPath, this.line(m));
+    appendFileNamedSync(this.jsonlPath, JSON.stringify(m) + '\n');
+    appendFileNamedSync(this.csvPath, this.line(m));
   }
 
   private header(): string {
@@ -72,19 +72,26 @@ export class MetricsLog<Row extends object = UpdateMetrics> {
   }
 }
 
-/** Reads a metrics.jsonl file (missing file: no metrics); NaN fields come back as null. */
-export function readMetrics(path: string): UpdateMetrics[] {
+/**
+ * Reads a metrics.jsonl file (missing file: no metrics); NaN fields come back as null. `dropTornLine` skips an
+ * unparsable last line without its newline: what a crash or a full disk mid-append leaves (the resume path, which
+ * drops rows after the checkpoint anyway).
+ */
+export function readMetrics(path: string, options: { dropTornLine?: boolean } = {}): UpdateMetrics[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
+  const text = readFileSync(path, 'utf8');
+  const lines = text.split('\n');
+  return lines
     .map((line, i) => {
+      if (line.trim() === '') return undefined;
       try {
         return JSON.parse(line) as UpdateMetrics;
       } catch {
+        if (options.dropTornLine && i === lines.length - 1) return undefined;
         throw new Error(`${path}: line ${i + 1} is not valid JSON.`);
       }
-    });
+    })
+    .filter((m): m is UpdateMetrics => m !== undefined);
 }
 
 const fmt = (x: number | null, digits = 3) => (x === null || Number.isNaN(x) ? '-' : x.toFixed(digits));

@@ -23,10 +23,18 @@ export async function plotRuns(runDirs: string[], options: PlotOptions = {}): Pr
     const file = join(dir, 'metrics.jsonl');
     if (!existsSync(file)) throw new Error(`No metrics at ${file}: pass a run folder written by 'hqlt train' (e.g. runs/<name>).`);
     const rows = readMetrics(file) as unknown as Record<string, unknown>[];
+    if (rows.length === 0) {
+      throw new Error(`${file} has no rows yet: the run has not finished an update. Plot it once it has, or leave it out.`);
+    }
+    const keys = new Set(rows.flatMap((r) => Object.keys(r)));
+    const numeric = [...keys].filter((k) => rows.some((r) => typeof r[k] === 'number'));
+    for (const metric of [x, ...ys]) {
+      if (numeric.includes(metric)) continue;
+      const why = keys.has(metric) ? `no value of '${metric}' yet (it is empty in every row)` : `no numeric metric '${metric}'`;
+      throw new Error(`Run ${dir} has ${why}. Available: ${numeric.join(', ')}.`);
+    }
     const run = basename(resolve(dir));
     for (const y of ys) {
-      if (rows.length && !rows.some((r) => typeof r[y] === 'number'))
-        throw new Error(`Run ${dir} has no numeric metric '${y}'. Available: ${Object.keys(rows[0]).join(', ')}.`);
       for (const row of rows) if (typeof row[x] === 'number' && typeof row[y] === 'number')
         values.push({ run, metric: y, x: row[x], y: row[y] });
     }

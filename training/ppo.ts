@@ -14,6 +14,7 @@ import type { VectorEnv } from '../envs/vector.js';
 import type { State } from '../memory/core.js';
 import { makeRng, type Rng } from '../memory/random.js';
 import { cloneState, disposeState } from '../memory/state.js';
+import { yieldToEventLoop } from './interrupt.js';
 import { Adam, clipByGlobalNorm, type AdamState } from './optim.js';
 import {
   checkSequenceSettings,
@@ -205,6 +206,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const F = buf.featureDim;
     const Ad = buf.actionDim;
     for (let t = 0; t < T; t++) {
+      await yieldToEventLoop(); // lets Ctrl-C / SIGTERM handlers run mid-rollout (see interrupt.ts)
       if (t % L === 0) boundary.push(cloneState(this.state));
       const ep = this.episodes;
       const res = await this.agent.act(this.obs, this.state, ep.episodeStart, { rng: this.rng });
@@ -249,6 +251,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     let count = 0;
     for (let epoch = 0; epoch < s.epochs; epoch++) {
       for (const ids of sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng)) {
+        await yieldToEventLoop();
         const mb = gatherMinibatch(buf, s.seqLen, ids, states, s.normAdvantages);
         let stats: tf.Tensor | undefined;
         const { value: lossValue, grads } = tf.variableGrads(() => {

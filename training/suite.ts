@@ -7,6 +7,7 @@
 import { make, registeredIds, returnBoundsOf, type ReturnBounds } from '../envs/index.js';
 import { parseTrainConfig, type TrainConfigInput } from './config.js';
 import { runTraining } from './commands/train.js';
+import { Stopped } from './interrupt.js';
 import { writeResultsTable, type Cell, type ResultsTable } from './results-table.js';
 
 /** Named env lists for `--envs`. */
@@ -40,6 +41,8 @@ export interface SuiteOptions {
   out: string;
   /** Called when a run finishes (progress reporting). */
   onRun?: (env: string, core: string, seed: number, mmer: number) => void;
+  /** Aborting checkpoints the current run and stops the suite with `Stopped` (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface SuiteCell {
@@ -86,7 +89,8 @@ export async function runSuite(opts: SuiteOptions): Promise<{ cells: SuiteCell[]
     for (const core of opts.cores) {
       const mmer: number[] = [];
       for (const run of configs.filter((c) => c.env === env && c.core === core)) {
-        const result = await runTraining(run.config, { progress: 'none' });
+        const result = await runTraining(run.config, { progress: 'none', signal: opts.signal });
+        if (result.interrupted) throw new Stopped(`Stopped the suite; the current run's checkpoint is in ${result.runDir}/checkpoint.`);
         const value = maxMeanEpisodicReturn(result.metrics.map((m) => m.returnMean));
         mmer.push(value);
         opts.onRun?.(env, core, run.seed, value);

@@ -15,12 +15,14 @@ import type { MemoryCore, NamedWeight } from '../memory/core.js';
 import { linear } from '../memory/ops.js';
 import { deriveSeed, makeRng, type Rng } from '../memory/random.js';
 import { createCore, resolveCoreConfig } from '../memory/registry.js';
-import { readSafetensors, writeSafetensors, type FloatTensor } from '../memory/safetensors.js';
+import { encodeSafetensors, readSafetensors, type FloatTensor } from '../memory/safetensors.js';
 import { disposeState } from '../memory/state.js';
-import { exportWeights, importWeights, linearWeight, normalVariable, uniformVariable } from '../memory/weights.js';
-import { writeFileAtomic } from '../memory/files.js';
+import { importWeights, linearWeight, normalVariable, uniformVariable, weightsToTensors } from '../memory/weights.js';
+import { cleanStaleTemporaries, recoverFolder, writeFileAtomic, writeFolderAtomicSync } from '../memory/files.js';
+import { yieldToEventLoop } from './interrupt.js';
 import { MetricsLog } from './metrics.js';
 import { Adam, clipByGlobalNorm } from './optim.js';
+import { lockRunDir, type RunLock } from './run-lock.js';
 import { makeTask, NO_LABEL, TASK_NAMES, type Sample, type SequenceTask } from './tasks/index.js';
 
 /** A float one-hot matrix. (The wasm backend returns all zeros for oneHot's float32 dtype, hence the cast.) */
@@ -145,6 +147,7 @@ export async function evaluate(model: SequenceModel, samples: Sample[], batchSiz
   let correct = 0;
   let count = 0;
   for (let i = 0; i < sorted.length; i += batchSize) {
+    await yieldToEventLoop(); // a long evaluation must not hold off a second Ctrl-C
     const batch = makeBatch(sorted.slice(i, i + batchSize));
     const scores = scoreBatch(model, batch);
     const [n, c] = await Promise.all([scores.nll.data(), scores.correct.data()]);
@@ -230,13 +233,18 @@ export interface TrainOptions {
   onStep?: (step: number, loss: number) => void;
   /** Called at every evaluation. */
   onEval?: (metrics: SupervisedMetrics) => void;
+  /** Aborting stops after the current step, writes a checkpoint (with `runDir`) and returns (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
   config: SupervisedConfig;
-  /** Final evaluation, by group. */
+  /** Final evaluation, by group (empty when interrupted before any evaluation). */
   final: Record<string, EvalResult>;
   history: SupervisedMetrics[];
+  /** Stopped early by `signal`; `step` is where. */
+  interrupted: boolean;
+  step: number;
 }
 
 const CHECKPOINT = 'checkpoint';
@@ -249,26 +257,32 @@ interface CheckpointState {
   history: SupervisedMetrics[];
 }
 
+/** Whether `runDir` holds a supervised checkpoint to resume. */
+export function hasCheckpoint(runDir: string): boolean {
+  recoverFolder(join(runDir, CHECKPOINT));
+  return existsSync(join(runDir, CHECKPOINT, 'state.json'));
+}
+
+/** Writes the checkpoint folder atomically, so weights, moments and step always belong together. */
 async function saveCheckpoint(dir: string, model: SequenceModel, adam: Adam, state: Omit<CheckpointState, 'adam'>) {
-  const ckpt = join(dir, CHECKPOINT);
-  await mkdir(ckpt, { recursive: true });
   const opt = await adam.getState();
   const moments: Record<string, FloatTensor> = {};
   adam.variables.forEach((v, i) => {
     moments[`m.${i}`] = { shape: [...v.shape], data: opt.m[i] };
     moments[`v.${i}`] = { shape: [...v.shape], data: opt.v[i] };
   });
-  await exportWeights(model, join(ckpt, 'model.safetensors'));
-  writeSafetensors(join(ckpt, 'optimizer.safetensors'), moments);
-  // state.json is written last: a checkpoint counts only once it exists, so a crash mid-save is harmless.
   const full: CheckpointState = { ...state, adam: { accBeta1: opt.accBeta1, accBeta2: opt.accBeta2 } };
-  await writeFileAtomic(join(ckpt, 'state.json'), JSON.stringify(full));
+  writeFolderAtomicSync(join(dir, CHECKPOINT), {
+    'model.safetensors': encodeSafetensors(await weightsToTensors(model)),
+    'optimizer.safetensors': encodeSafetensors(moments),
+    'state.json': JSON.stringify(full),
+  });
 }
 
 async function loadCheckpoint(dir: string, config: SupervisedConfig, model: SequenceModel, adam: Adam) {
   const ckpt = join(dir, CHECKPOINT);
   const statePath = join(ckpt, 'state.json');
-  if (!existsSync(statePath)) throw new Error(`No checkpoint to resume in ${ckpt}: run without --resume to start afresh.`);
+  if (!hasCheckpoint(dir)) throw new Error(`No checkpoint to resume in ${ckpt}: run without --resume to start afresh.`);
   const state = JSON.parse(await readFile(statePath, 'utf8')) as CheckpointState;
   const { steps: _a, evalEvery: _b, ...want } = config;
   const { steps: _c, evalEvery: _d, ...have } = state.config;
@@ -318,15 +332,19 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
   let history: SupervisedMetrics[] = [];
   const { runDir } = options;
   let log: MetricsLog<SupervisedMetrics> | undefined;
+  let lock: RunLock | undefined;
   try {
     if (runDir) {
       await mkdir(runDir, { recursive: true });
+      lock = lockRunDir(runDir);
+      const removed = cleanStaleTemporaries(runDir);
+      if (removed.length) console.warn(`Note: removed ${removed.join(', ')} from ${runDir}: left by a run killed mid-write.`);
       if (options.resume) {
         const state = await loadCheckpoint(runDir, config, model, adam);
         step = state.step;
         history = state.history;
         rng = makeRng(deriveSeed(config.seed, 'train-data'), state.rng);
-      } else if (existsSync(join(runDir, CHECKPOINT, 'state.json'))) {
+      } else if (hasCheckpoint(runDir)) {
         throw new Error(`${runDir} already holds a run: pass --resume to continue it, or choose another --name.`);
       }
       await writeFileAtomic(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -339,7 +357,9 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
     let windowSteps = 0;
     const started = Date.now() - (history.at(-1)?.elapsedS ?? 0) * 1000;
     let final: Record<string, EvalResult> | undefined;
+    let saved = step;
     while (step < config.steps) {
+      await yieldToEventLoop(); // lets Ctrl-C / SIGTERM handlers run (see interrupt.ts)
       const lr = learningRate(config, step);
       adam.setLearningRate(lr);
       const batch = makeBatch(task.trainBatch(rng, config.batch));
@@ -376,16 +396,23 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
         if (runDir) {
           log?.append(metrics);
           await saveCheckpoint(runDir, model, adam, { step, config, rng: rng.state(), history });
+          saved = step;
         }
         lossSum = 0;
         lossCount = 0;
         windowStart = Date.now();
         windowSteps = 0;
       }
+      if (options.signal?.aborted && step < config.steps) {
+        // The loss average since the last evaluation is not saved: a resumed run's next trainLoss covers fewer steps.
+        if (runDir && saved !== step) await saveCheckpoint(runDir, model, adam, { step, config, rng: rng.state(), history });
+        return { config, final: final ?? {}, history, interrupted: true, step };
+      }
     }
     final ??= await evaluateAll(model, task, config.evalBatch);
-    return { config, final, history };
+    return { config, final, history, interrupted: false, step };
   } finally {
+    lock?.release();
     clip.dispose();
     adam.dispose();
     model.dispose();

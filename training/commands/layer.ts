@@ -105,6 +105,9 @@ export async function runLayer(opts: LayerRunOptions): Promise<number[]> {
     throw new Error(`'x' has shape [${x.shape.join(', ')}]; expected [B, T, ${options.dim}] (the weights' input width).`);
   }
   const [B, T] = x.shape;
+  if (B < 1 || T < 1) {
+    throw new Error(`'x' has shape [${x.shape.join(', ')}]: it needs at least one sequence and one time step (B ≥ 1, T ≥ 1).`);
+  }
   if (start && start.shape.join(',') !== `${B},${T}`) {
     throw new Error(`'episode_start' has shape [${start.shape.join(', ')}]; expected [${B}, ${T}] to match 'x'.`);
   }

@@ -3,7 +3,7 @@
  * held-out validation and test text, per core.
  */
 import type { Command } from 'commander';
-import { addSupervisedOptions, executeRuns, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
+import { addSupervisedOptions, executeRuns, interruptible, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
 
 const DEFAULTS = {
   task: 'char-lm',
@@ -27,12 +27,12 @@ export function registerLm(program: Command): void {
       .description('character-level language modelling on Moby-Dick: bits per character on held-out chapters')
       .option('--context <n>', 'characters per training window (default 128)', (v) => Number(v))
       .option('--eval-chars <n>', 'held-out characters evaluated per split, 0 = all (default 32768)', (v) => Number(v)),
-  ).action(async (flags: LmFlags) => {
+  ).action(interruptible(async (flags: LmFlags, signal) => {
     const taskOptions = { ...DEFAULTS.taskOptions };
     if (flags.context !== undefined) taskOptions.context = flags.context;
     if (flags.evalChars !== undefined) taskOptions.evalChars = flags.evalChars;
     const runs = planRuns(flags, { ...DEFAULTS, taskOptions });
-    const results = await executeRuns(flags, runs);
+    const results = await executeRuns(flags, runs, signal);
     if (flags.printConfig || runs.length < 2) return;
     await reportTable(flags, flags.name ?? `char-lm-compare-s${runs[0].config.seed}`, 'results', {
       title: 'Character-level language modelling (Moby-Dick)',
@@ -41,5 +41,5 @@ export function registerLm(program: Command): void {
       rows: runs.map((r) => [r.label, results.get(r.label)!.final.valid.bpc, results.get(r.label)!.final.test.bpc]),
       digits: 3,
     });
-  });
+  }));
 }

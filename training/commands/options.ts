@@ -2,6 +2,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES } from '../../memory/backend.js';
 import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
+import { runNameProblem } from '../config.js';
 
 /** `--backend <name>`; falls back to HQLT_BACKEND, then auto. */
 export function backendOption(): Option {
@@ -33,4 +34,11 @@ export function numberArg(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
   return n;
+}
+
+/** `--name`: one plain folder name, so a run cannot be written outside `--out`. */
+export function runNameArg(v: string): string {
+  const problem = runNameProblem(v);
+  if (problem) throw new InvalidArgumentError(`${problem}: give a plain name, and choose the folder it goes in with --out.`);
+  return v;
 }

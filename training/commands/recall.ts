@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { Cell } from '../results-table.js';
-import { addSupervisedOptions, executeRuns, pct, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
+import { addSupervisedOptions, executeRuns, interruptible, pct, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
 
 const DEFAULTS = {
   task: 'associative-recall',
@@ -28,7 +28,7 @@ export function registerRecall(program: Command): void {
       .description('multi-query associative recall: accuracy vs number of key–value pairs and window size')
       .option('--windows <list>', 'comma-separated KV windows to compare (one run per core and window)')
       .option('--pairs <list>', 'comma-separated numbers of pairs to evaluate at (default 4,8,16,32)'),
-  ).action(async (flags: RecallFlags) => {
+  ).action(interruptible(async (flags: RecallFlags, signal) => {
     const defaults = { ...DEFAULTS, taskOptions: { ...DEFAULTS.taskOptions } };
     if (flags.pairs) {
       const pairs = flags.pairs.split(',').map(Number);
@@ -43,7 +43,7 @@ export function registerRecall(program: Command): void {
       const runs = planRuns({ ...flags, window: window ?? flags.window }, defaults);
       const suffix = window === undefined ? '' : `-w${window}`;
       const labelled = runs.map((r) => ({ ...r, label: `${r.label}${suffix}` }));
-      const results = await executeRuns(flags, labelled);
+      const results = await executeRuns(flags, labelled, signal);
       if (flags.printConfig) continue;
       for (const { label, config } of labelled) {
         const final = results.get(label)!.final;
@@ -58,5 +58,5 @@ export function registerRecall(program: Command): void {
       columns: ['model', 'window', ...pairs.map((p) => `${p} pairs`)],
       rows,
     });
-  });
+  }));
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { toMarkdown } from '../results-table.js';
+import { stopOnSignals } from '../interrupt.js';
 import { ENV_PRESETS, expandEnvs, runSuite, suiteTable } from '../suite.js';
 import { backendOption, intArg, positiveIntArg } from './options.js';
 
@@ -40,15 +41,18 @@ export function registerSuite(program: Command): void {
       };
       const seeds = f.seeds;
       console.log(`suite: ${envs.length} env(s) × ${cores.length} core(s) × ${seeds} seed(s) → ${f.out}`);
-      const { cells, files } = await runSuite({
-        envs,
-        cores,
-        seeds,
-        base,
-        out: f.out,
-        onRun: (env, core, seed, mmer) => console.log(`  ${env} ${core} seed ${seed}: MMER ${mmer.toFixed(3)}`),
+      await stopOnSignals('finishing the current update and writing a checkpoint', async (signal) => {
+        const { cells, files } = await runSuite({
+          envs,
+          cores,
+          seeds,
+          base,
+          out: f.out,
+          onRun: (env, core, seed, mmer) => console.log(`  ${env} ${core} seed ${seed}: MMER ${mmer.toFixed(3)}`),
+          signal,
+        });
+        console.log(toMarkdown(suiteTable(cells, { envs, cores, seeds, base })));
+        console.log(`wrote ${files.md} and ${files.csv}`);
       });
-      console.log(toMarkdown(suiteTable(cells, { envs, cores, seeds, base })));
-      console.log(`wrote ${files.md} and ${files.csv}`);
     });
 }

@@ -9,8 +9,9 @@ import { initBackend } from '../../memory/backend.js';
 import { coreTypes } from '../../memory/registry.js';
 import { mergeConfigs, readConfigFile } from '../config.js';
 import { toMarkdown, writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
-import { resolveSupervisedConfig, trainSupervised, type SupervisedConfig, type TrainResult } from '../supervised.js';
-import { backendOption, intArg, numberArg } from './options.js';
+import { stopOnSignals, Stopped } from '../interrupt.js';
+import { hasCheckpoint, resolveSupervisedConfig, trainSupervised, type SupervisedConfig, type TrainResult } from '../supervised.js';
+import { backendOption, intArg, numberArg, runNameArg } from './options.js';
 
 export interface SupervisedFlags {
   core?: string;
@@ -56,7 +57,7 @@ export function addSupervisedOptions(cmd: Command): Command {
     .option('--eval-every <n>', 'evaluate, log and checkpoint every N steps', intArg)
     .addOption(backendOption())
     .option('--out <dir>', 'runs folder', 'runs')
-    .option('--name <name>', 'run name (default <task>-<core>-s<seed>; with --cores, the folder of the comparison)')
+    .option('--name <name>', 'run name, a folder under --out (default <task>-<core>-s<seed>; with --cores, the folder of the comparison)', runNameArg)
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--print-config', 'print the resolved config(s) and exit')
     .option('--resume', 'continue the run(s) in --out/--name from their checkpoints');
@@ -111,8 +112,16 @@ export function planRuns(
   });
 }
 
-/** Runs each planned run in `<out>/<name>[/<core>]`, with a progress bar; returns the results by label. */
-export async function executeRuns(flags: SupervisedFlags, runs: PlannedRun[]): Promise<Map<string, TrainResult>> {
+/** A command action that Ctrl-C / SIGTERM stop cleanly (see `stopOnSignals`); `signal` goes to `executeRuns`. */
+export function interruptible<F>(action: (flags: F, signal: AbortSignal) => Promise<void>): (flags: F) => Promise<void> {
+  return (flags) => stopOnSignals('finishing this step and writing a checkpoint', (signal) => action(flags, signal));
+}
+
+/**
+ * Runs each planned run in `<out>/<name>[/<core>]`, with a progress bar; returns the results by label. When
+ * `signal` aborts, the current run checkpoints and this throws `Stopped`, saying how to continue.
+ */
+export async function executeRuns(flags: SupervisedFlags, runs: PlannedRun[], signal?: AbortSignal): Promise<Map<string, TrainResult>> {
   if (flags.printConfig) {
     console.log(JSON.stringify(runs.length === 1 ? runs[0].config : Object.fromEntries(runs.map((r) => [r.label, r.config])), null, 2));
     return new Map();
@@ -130,7 +139,9 @@ export async function executeRuns(flags: SupervisedFlags, runs: PlannedRun[]): P
     bar?.start(c.steps, 0, { loss: '-' });
     const result = await trainSupervised(c, {
       runDir,
-      resume: flags.resume,
+      // In a comparison, --resume also starts the runs an interruption never reached.
+      resume: flags.resume && (runs.length === 1 || hasCheckpoint(runDir)),
+      signal,
       onStep: (step, loss) => bar?.update(step, { loss: loss.toFixed(3) }),
       onEval: (m) => {
         const line = Object.entries(m)
@@ -143,6 +154,9 @@ export async function executeRuns(flags: SupervisedFlags, runs: PlannedRun[]): P
       },
     });
     bar?.stop();
+    if (result.interrupted) {
+      throw new Stopped(`Stopped ${run.label} at step ${result.step}; checkpoint in ${join(runDir, 'checkpoint')}. Continue with the same command plus --resume.`);
+    }
     console.log(`${run.label}: metrics in ${runDir}/metrics.csv`);
     results.set(run.label, result);
   }

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { Cell } from '../results-table.js';
 import type { TrainResult } from '../supervised.js';
-import { addSupervisedOptions, executeRuns, pct, planRuns, reportTable, type PlannedRun, type SupervisedFlags } from './supervised-common.js';
+import { addSupervisedOptions, executeRuns, interruptible, pct, planRuns, reportTable, type PlannedRun, type SupervisedFlags } from './supervised-common.js';
 
 const TASKS = ['parity', 'modular-arithmetic'] as const;
 
@@ -72,7 +72,7 @@ export function registerSynth(program: Command): void {
       .description('formal-language length generalisation (parity, modular arithmetic): train on lengths 3–39, test on 40–256')
       .option('--task <task>', `task: ${TASKS.join(', ')}, or 'all'`, 'parity')
       .option('--preset <name>', "'paper-table3': the seed paper's Table 3 comparison, scaled down (all cores, both tasks)"),
-  ).action(async (flags: SynthFlags) => {
+  ).action(interruptible(async (flags: SynthFlags, signal) => {
     if (flags.preset !== undefined && flags.preset !== 'paper-table3') {
       throw new Error(`Unknown preset '${flags.preset}'. The only preset is 'paper-table3'.`);
     }
@@ -87,7 +87,7 @@ export function registerSynth(program: Command): void {
     const results = new Map<string, Map<string, TrainResult>>();
     for (const [task, runs] of plans) {
       const name = flags.name ?? (preset ? 'paper-table3' : undefined);
-      const done = await executeRuns({ ...flags, cores, name: name && runs.length > 1 ? `${name}/${task}` : name }, runs);
+      const done = await executeRuns({ ...flags, cores, name: name && runs.length > 1 ? `${name}/${task}` : name }, runs, signal);
       if (flags.printConfig) continue;
       results.set(task, done);
     }
@@ -110,5 +110,5 @@ export function registerSynth(program: Command): void {
       columns,
       rows: tableRows(labels, results, preset),
     });
-  });
+  }));
 }

@@ -1,11 +1,12 @@
 /**
  * `hqlt train`: recurrent PPO on a registered env with any memory core; metrics to `<out>/<name>/metrics.*`,
- * checkpoints to `<out>/<name>/checkpoint/` (every N updates, at the end, and on Ctrl-C), `--resume` to continue.
+ * checkpoints to `<out>/<name>/checkpoint/` (every N updates, at the end, and on Ctrl-C or SIGTERM), `--resume` to
+ * continue. One process at a time writes a run folder (`run-lock.ts`).
  */
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync } from 'node:fs';
-import { writeFileAtomicSync } from '../../memory/files.js';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { cleanStaleTemporaries, writeFileAtomicSync } from '../../memory/files.js';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { RecurrentAgent } from '../../agents/agent.js';
 import { SyncVectorEnv, type VectorEnv } from '../../envs/index.js';
 import { isRemoteEnvId, makeRemoteVectorEnv } from '../../envs/remote/index.js';
@@ -13,10 +14,13 @@ import { initBackend } from '../../memory/backend.js';
 import { deriveSeed } from '../../memory/random.js';
 import { coreTypes, createCore, resolveCoreConfig } from '../../memory/registry.js';
 import { checkpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../checkpoint.js';
-import { mergeConfigs, parseTrainConfig, ppoSettings, readConfigFile, totalUpdates, type TrainConfig, type TrainConfigInput } from '../config.js';
-import { METRIC_COLUMNS, MetricsLog, Progress } from '../metrics.js';
+import { mergeConfigs, parseTrainConfig, ppoSettings, readConfigFile, stepsNote, totalUpdates, type TrainConfig, type TrainConfigInput } from '../config.js';
+import { stopOnSignals, Stopped } from '../interrupt.js';
+import { METRIC_COLUMNS, MetricsLog, Progress, readMetrics } from '../metrics.js';
 import { PpoTrainer, type UpdateMetrics } from '../ppo.js';
-import { backendOption, intArg, numberArg, remoteTimeoutOption } from './options.js';
+import { lockRunDir } from '../run-lock.js';
+import { checkTrainingFits } from '../sizing.js';
+import { backendOption, intArg, numberArg, remoteTimeoutOption, runNameArg } from './options.js';
 
 export interface BuiltAgent {
   agent: RecurrentAgent;
@@ -37,21 +41,60 @@ export async function makeVectorEnv(config: TrainConfig, numEnvs = config.numEnv
   return env;
 }
 
-/** The vector env and agent a config describes (weights from the config's seed). */
-export async function buildAgent(config: TrainConfig, numEnvs = config.numEnvs): Promise<BuiltAgent> {
-  const env = await makeVectorEnv(config, numEnvs);
+function makeAgent(config: TrainConfig, spaces: Pick<VectorEnv, 'singleObservationSpace' | 'singleActionSpace'>): RecurrentAgent {
   const core = createCore(config.core, deriveSeed(config.seed, 'core'));
-  const agent = new RecurrentAgent(core, env.singleObservationSpace, env.singleActionSpace, {
+  return new RecurrentAgent(core, spaces.singleObservationSpace, spaces.singleActionSpace, {
     seed: config.seed,
     previousAction: config.previousAction,
   });
-  return { agent, env };
+}
+
+/**
+ * The vector env and agent a config describes (weights from the config's seed). `beforeEnvs` sees the agent before
+ * the in-process envs are made (from one probe env's spaces), so a size check can refuse a run before it allocates.
+ */
+export async function buildAgent(
+  config: TrainConfig,
+  numEnvs = config.numEnvs,
+  beforeEnvs?: (agent: RecurrentAgent) => void,
+): Promise<BuiltAgent> {
+  if (isRemoteEnvId(config.env)) {
+    const env = await makeVectorEnv(config, numEnvs);
+    const agent = makeAgent(config, env);
+    try {
+      beforeEnvs?.(agent);
+    } catch (err) {
+      agent.dispose();
+      await env.close();
+      throw err;
+    }
+    return { agent, env };
+  }
+  const probe = new SyncVectorEnv({ id: config.env, kwargs: config.envKwargs, numEnvs: 1 });
+  const agent = makeAgent(config, probe);
+  await probe.close();
+  try {
+    beforeEnvs?.(agent);
+    return { agent, env: await makeVectorEnv(config, numEnvs) };
+  } catch (err) {
+    agent.dispose();
+    throw err;
+  }
+}
+
+/** `<out>/<name>`, checked to lie inside `out` (the config schema already refuses names with separators). */
+export function runDirOf(config: Pick<TrainConfig, 'out' | 'name'>): string {
+  const runDir = join(config.out, config.name);
+  if (!resolve(runDir).startsWith(resolve(config.out) + sep)) {
+    throw new Error(`The run name '${config.name}' would put the run outside ${config.out}: give a plain name.`);
+  }
+  return runDir;
 }
 
 export interface TrainOptions {
   /** Continue the run in this folder from its checkpoint (the config comes from the checkpoint). */
   resume?: boolean;
-  /** Aborting finishes the current update, writes a checkpoint and returns (Ctrl-C). */
+  /** Aborting finishes the current update, writes a checkpoint and returns (Ctrl-C, SIGTERM). */
   signal?: AbortSignal;
   /** Called after every update (tests use it to simulate a crash by throwing). */
   onUpdate?: (m: UpdateMetrics) => void | Promise<void>;
@@ -65,14 +108,47 @@ export interface TrainResult {
   interrupted: boolean;
 }
 
+/**
+ * Takes the run folder's lock (one writer per run), removes temporaries a killed run left there, and refuses to
+ * start afresh over an existing run. Returns the lock; a folder this call made is removed again on failure.
+ */
+function openRunDir(runDir: string, resume: boolean): { release(): void } {
+  const created = !existsSync(runDir);
+  mkdirSync(runDir, { recursive: true });
+  const lock = lockRunDir(runDir);
+  try {
+    const removed = cleanStaleTemporaries(runDir);
+    if (removed.length) console.warn(`Note: removed ${removed.join(', ')} from ${runDir}: left by a run killed mid-write.`);
+    if (!resume && existsSync(checkpointDir(runDir))) {
+      throw new Error(`${runDir} already holds a run. Continue it with --resume ${runDir}, or pick another --name.`);
+    }
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  return {
+    release() {
+      lock.release();
+      // A run that failed before writing anything leaves no folder behind.
+      if (created && readdirSync(runDir).length === 0) rmdirSync(runDir);
+    },
+  };
+}
+
 /** Trains per `config` (see `TrainOptions`); returns the run folder and this invocation's metrics. */
 export async function runTraining(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const backend = await initBackend(config.backend);
-  const runDir = join(config.out, config.name);
-  if (!opts.resume && existsSync(checkpointDir(runDir))) {
-    throw new Error(`${runDir} already holds a run. Continue it with --resume ${runDir}, or pick another --name.`);
+  const runDir = runDirOf(config);
+  const run = openRunDir(runDir, opts.resume ?? false);
+  let built: BuiltAgent;
+  try {
+    const where = { localEnvs: !isRemoteEnvId(config.env), backend: backend.active };
+    built = await buildAgent(config, config.numEnvs, (agent) => checkTrainingFits(config, agent, where));
+  } catch (err) {
+    run.release();
+    throw err;
   }
-  const { agent, env } = await buildAgent(config);
+  const { agent, env } = built;
   const trainer = new PpoTrainer(agent, env, ppoSettings(config), config.seed);
   const total = totalUpdates(config);
   const metrics: UpdateMetrics[] = [];
@@ -88,7 +164,6 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
         console.warn(`Note: ${config.env} cannot save its envs, so resuming resets them (episodes in progress start over): the run continues, but not bit for bit.`);
       }
     } else {
-      mkdirSync(runDir, { recursive: true });
       writeFileAtomicSync(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
       await trainer.start(config.seed);
     }
@@ -99,21 +174,29 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
     });
     const save = () => trainer.snapshot().then((s) => saveCheckpoint(runDir, agent, s, config, backend.active));
     const totalSteps = total * config.numEnvs * config.rollout;
-    progress = opts.progress === 'none' ? undefined : new Progress(totalSteps, trainer.globalStep);
-    let interrupted = false;
-    while (trainer.update < total) {
-      const m = await trainer.iterate();
-      metrics.push(m);
-      log.append(m);
-      progress?.update(m);
-      await opts.onUpdate?.(m);
-      if (opts.signal?.aborted) {
-        interrupted = true;
-        break;
-      }
-      if (config.checkpointEvery > 0 && trainer.update % config.checkpointEvery === 0 && trainer.update < total) await save();
+    if (opts.progress !== 'none' && trainer.update < total) {
+      const note = stepsNote(config);
+      if (note) console.warn(note);
+      progress = new Progress(totalSteps, trainer.globalStep);
     }
-    await save();
+    let interrupted = false;
+    try {
+      while (trainer.update < total) {
+        const m = await trainer.iterate();
+        metrics.push(m);
+        log.append(m);
+        progress?.update(m);
+        await opts.onUpdate?.(m);
+        if (opts.signal?.aborted && trainer.update < total) {
+          interrupted = true;
+          break;
+        }
+        if (config.checkpointEvery > 0 && trainer.update % config.checkpointEvery === 0 && trainer.update < total) await save();
+      }
+      await save();
+    } catch (err) {
+      throw withResumeHint(err, runDir);
+    }
     progress?.stop();
     return { runDir, metrics, interrupted };
   } finally {
@@ -121,7 +204,24 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
     trainer.dispose();
     agent.dispose();
     await env.close();
+    run.release();
   }
+}
+
+/** A training failure, plus how to continue from the last checkpoint when there is one. */
+function withResumeHint(err: unknown, runDir: string): unknown {
+  if (!(err instanceof Error) || !existsSync(checkpointDir(runDir))) return err;
+  const { update } = readCheckpointConfig(runDir);
+  const hint = `The checkpoint of update ${update} in ${checkpointDir(runDir)} is intact: once the cause is fixed, continue with: hqlt train --resume ${runDir}`;
+  return Object.assign(new Error(`${err.message}\n${hint}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code });
+}
+
+/** The mean return of a run's last updates that finished episodes, in words. */
+function returnSummary(metrics: UpdateMetrics[]): string {
+  const last = metrics.filter((m) => m.returnMean !== null).slice(-5);
+  if (last.length === 0) return 'no episode has finished yet';
+  const mean = last.reduce((a, m) => a + (m.returnMean ?? 0), 0) / last.length;
+  return `mean return over the last ${last.length} update${last.length === 1 ? '' : 's'} with finished episodes ${mean.toFixed(3)}`;
 }
 
 interface TrainFlags {
@@ -225,7 +325,7 @@ export function registerTrain(program: Command): void {
     .option('--window <n>', `HQLT KV-memory window (default ${D.core.window})`, intArg)
     .option('--no-previous-action', 'do not feed the previous action and first-step flag to the agent')
     .addOption(backendOption())
-    .option('--name <name>', 'run name (default <env>-<core>-s<seed>)')
+    .option('--name <name>', 'run name, a folder under --out (default <env>-<core>-s<seed>)', runNameArg)
     .option('--out <dir>', `runs folder (default ${D.out})`)
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--print-config', 'print the resolved config and exit')
@@ -238,24 +338,23 @@ export function registerTrain(program: Command): void {
         console.log(JSON.stringify({ ...config, core: resolveCoreConfig(config.core) }, null, 2));
         return;
       }
-      const controller = new AbortController();
-      const onSigint = () => {
-        if (controller.signal.aborted) process.exit(130);
-        console.error('\nInterrupted: finishing this update and writing a checkpoint (Ctrl-C again to quit now).');
-        controller.abort();
-      };
-      process.on('SIGINT', onSigint);
-      try {
-        const result = await runTraining(config, { resume, signal: controller.signal });
-        const last = result.metrics.filter((m) => m.returnMean !== null).slice(-5);
-        const ret = last.length ? (last.reduce((a, m) => a + (m.returnMean ?? 0), 0) / last.length).toFixed(3) : '-';
-        console.log(
-          result.interrupted
-            ? `Stopped; checkpoint in ${checkpointDir(result.runDir)}. Continue with: hqlt train --resume ${result.runDir}`
-            : `Done: mean return over the last updates ${ret}. Metrics in ${result.runDir}/metrics.csv; evaluate with: hqlt eval --run ${result.runDir}`,
-        );
-      } finally {
-        process.off('SIGINT', onSigint);
-      }
+      await stopOnSignals('finishing this update and writing a checkpoint', async (signal) => {
+        const result = await runTraining(config, { resume, signal });
+        const { runDir } = result;
+        if (result.interrupted) {
+          throw new Stopped(`Stopped after update ${result.metrics.at(-1)?.update}; checkpoint in ${checkpointDir(runDir)}. Continue with: hqlt train --resume ${runDir}`);
+        }
+        const all = readMetrics(join(runDir, 'metrics.jsonl'));
+        const summary = returnSummary(all);
+        if (resume && result.metrics.length === 0) {
+          const done = all.at(-1)?.globalStep ?? 0;
+          console.log(
+            `Nothing to train: ${runDir} has already trained ${done} steps, all that --steps ${config.steps} asks for (${summary}). ` +
+              `To train further, resume with a larger --steps, e.g. hqlt train --resume ${runDir} --steps ${2 * done}.`,
+          );
+          return;
+        }
+        console.log(`Done: ${summary}. Metrics in ${runDir}/metrics.csv; evaluate with: hqlt eval --run ${runDir}`);
+      });
     });
 }
