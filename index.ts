@@ -10,14 +10,16 @@
 export * from './memory/index.js';
 export * from './envs/index.js';
 export * from './agents/index.js';
+export * from './util/random.js';
+export * from './util/safetensors.js';
 // Both layers have a StepResult: the env's is Gymnasium's; the core's is exported as CoreStepResult.
 export type { StepResult } from './envs/index.js';
 export type { StepResult as CoreStepResult } from './memory/core.js';
-export { PpoTrainer, ppoLoss, type PpoSettings, type UpdateMetrics } from './training/ppo.js';
+export { PpoTrainer, ppoLoss, type PpoSettings, type UpdateMetrics } from './training/rl/ppo.js';
 export { Adam } from './training/optim.js';
-export { parseTrainConfig, type TrainConfig } from './training/config.js';
-export { runTraining, buildAgent, makeVectorEnv, type TrainOptions, type TrainResult } from './training/commands/train.js';
-export { runEval, type EvalOptions, type EvalResult } from './training/commands/eval.js';
-export { runSuite, type SuiteOptions } from './training/suite.js';
+export { parseTrainConfig, ppoSettings, type TrainConfig } from './training/rl/config.js';
+export { runTraining, buildAgent, makeVectorEnv, type TrainOptions, type TrainResult } from './training/rl/train.js';
+export { runEval, type EvalOptions, type EvalResult } from './training/rl/evaluate.js';
+export { runSuite, type SuiteOptions } from './training/rl/suite.js';
 export { plotRuns } from './training/plot.js';
 export { RemoteVectorEnv, makeRemoteVectorEnv, isRemoteEnvId } from './envs/remote/index.js';

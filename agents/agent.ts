@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Space } from '../envs/spaces.js';
 import type { MemoryCore, NamedWeight, State } from '../memory/core.js';
 import { linear } from '../memory/ops.js';
-import { deriveSeed, makeRng } from '../memory/random.js';
+import { deriveSeed, makeRng } from '../util/random.js';
 import { disposeState, prefixState, subState } from '../memory/state.js';
 import { constantVariable, linearWeight, prefixWeights, uniformVariable } from '../memory/weights.js';
 import { makeDistribution, type ActionDistribution } from './distributions.js';

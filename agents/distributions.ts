@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Box, Discrete, MultiBinary, MultiDiscrete, type Space } from '../envs/spaces.js';
-import { randn } from '../memory/random.js';
+import { randn } from '../util/random.js';
 
 /** Host-side samples for a batch: rows of `actionDim` floats and their log-probabilities. */
 export interface HostSample {

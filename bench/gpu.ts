@@ -23,9 +23,9 @@ import { initBackend, webgpuErrorCount } from '../memory/backend.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
 import { setFusedKernels } from '../memory/webgpu/index.js';
-import { buildAgent } from '../training/commands/train.js';
-import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/config.js';
-import { PpoTrainer } from '../training/ppo.js';
+import { buildAgent } from '../training/rl/train.js';
+import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/rl/config.js';
+import { PpoTrainer } from '../training/rl/ppo.js';
 import { benchCores } from './core.js';
 
 const BLENDS = ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'];

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../memory/backend.js';
 import { BLENDS, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

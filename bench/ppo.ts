@@ -13,8 +13,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runTraining } from '../training/commands/train.js';
-import { defaultCore, parseTrainConfig } from '../training/config.js';
+import { runTraining } from '../training/rl/train.js';
+import { defaultCore, parseTrainConfig } from '../training/rl/config.js';
 
 /** The core configs benchmarked: the GRU matched to the peer (width 128, no MLP block); HQLT as `hqlt train` makes it. */
 const CORES: Record<string, Record<string, unknown>> = {

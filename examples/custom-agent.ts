@@ -8,16 +8,23 @@
  * Run: `npx vitest run test/agent-example.test.ts`, which runs `main` with a small budget and checks it learns.
  */
 import * as tf from '@tensorflow/tfjs';
-import { RecurrentAgent } from '../agents/index.js';
-import '../envs/index.js';
-import '../envs/tasks/register.js';
-import { SyncVectorEnv } from '../envs/vector.js';
-import { initBackend } from '../memory/backend.js';
-import type { CoreConfig, ForwardResult, MemoryCore, NamedWeight, State, StepResult } from '../memory/core.js';
-import { makeRng } from '../memory/random.js';
-import { linearWeight } from '../memory/weights.js';
-import { parseTrainConfig, ppoSettings } from '../training/config.js';
-import { PpoTrainer, type UpdateMetrics } from '../training/ppo.js';
+import {
+  initBackend,
+  linearWeight,
+  makeRng,
+  parseTrainConfig,
+  ppoSettings,
+  PpoTrainer,
+  RecurrentAgent,
+  SyncVectorEnv,
+  type CoreConfig,
+  type CoreStepResult,
+  type ForwardResult,
+  type MemoryCore,
+  type NamedWeight,
+  type State,
+  type UpdateMetrics,
+} from 'hqlt';
 
 /** h ← decay·(1 − start)·h + (1 − decay)·tanh(x·W); y = h. */
 export class LeakyCore implements MemoryCore {
@@ -35,7 +42,7 @@ export class LeakyCore implements MemoryCore {
   initialState(batch: number): State {
     return { h: tf.zeros([batch, this.dim]) };
   }
-  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): CoreStepResult {
     return tf.tidy(() => {
       const keep = tf.mul(tf.sub(1, tf.expandDims(episodeStart, 1)), this.decay);
       const h = tf.add(tf.mul(state.h, keep), tf.mul(tf.tanh(tf.matMul(x, this.w.variable)), 1 - this.decay));

@@ -16,7 +16,7 @@ import { bmm, checkpoint, linear, matMul2d, recording, rmsNorm, shiftAppend, typ
 function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorRecord) => TensorRecord): TensorRecord {
   return f({ ...constants, ...inputs });
 }
-import { randn } from './random.js';
+import { randn } from '../util/random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
 import { fusedMixNorm } from './webgpu/rowwise.js';

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CoreConfig, ForwardResult, MemoryCore, MixerLayer, NamedWeight, State, StepResult } from './core.js';
 import { linear, rmsNorm } from './ops.js';
-import { makeRng, deriveSeed } from './random.js';
+import { makeRng, deriveSeed } from '../util/random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { fusedSwiGlu } from './webgpu/rowwise.js';
 import { prefixState, subState } from './state.js';

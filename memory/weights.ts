@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NamedWeight } from './core.js';
-import { randn } from './random.js';
-import { readSafetensors, writeSafetensors, type FloatTensor } from './safetensors.js';
+import { randn } from '../util/random.js';
+import { readSafetensors, writeSafetensors, type FloatTensor } from '../util/safetensors.js';
 
 /** Anything with named weights: a core, a mixer layer. */
 export interface HasNamedWeights {

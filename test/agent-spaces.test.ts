@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { RecurrentAgent } from '../agents/agent.js';
 import { Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tuple, type Space } from '../envs/spaces.js';
 import { initBackend } from '../memory/backend.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 import { disposeState } from '../memory/state.js';
 import { ElmanCore } from './ppo-fixtures.js';
 

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import { HqltLayer } from '../memory/hqlt.js';
-import { makeRng } from '../memory/random.js';
-import { readSafetensors, writeSafetensors } from '../memory/safetensors.js';
+import { makeRng } from '../util/random.js';
+import { readSafetensors, writeSafetensors } from '../util/safetensors.js';
 import { disposeState } from '../memory/state.js';
 import { exportWeights } from '../memory/weights.js';
-import { runLayer } from '../training/commands/layer.js';
+import { runLayer } from '../memory/layer-file.js';
 
 let dir: string;
 const [B, T, D] = [2, 7, 8];

@@ -3,8 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { State } from '../memory/core.js';
 import { initBackend } from '../memory/backend.js';
 import { RecurrentMixer, type RecurrentKind } from '../memory/recurrent.js';
-import { makeRng } from '../memory/random.js';
-import { readSafetensors } from '../memory/safetensors.js';
+import { makeRng } from '../util/random.js';
+import { readSafetensors } from '../util/safetensors.js';
 import { assignWeights } from '../memory/weights.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;

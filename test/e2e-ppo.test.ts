@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runEval } from '../training/commands/eval.js';
-import { runTraining } from '../training/commands/train.js';
+import { runEval } from '../training/rl/evaluate.js';
+import { runTraining } from '../training/rl/train.js';
 import { register } from '../envs/registry.js';
-import { parseTrainConfig } from '../training/config.js';
+import { parseTrainConfig } from '../training/rl/config.js';
 import { CueReachEnv } from './ppo-fixtures.js';
 
 register({ id: 'test-CueReach-v0', entryPoint: () => new CueReachEnv(3), kwargs: {} });

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { BLENDS, type Blend, HqltLayer, type HqltLayerOptions, MIXINGS, type Mixing } from '../memory/hqlt.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 
 // Precision checks run on the cpu backend (float32, deterministic kernels).
 beforeAll(async () => {

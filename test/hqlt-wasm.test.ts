@@ -4,7 +4,7 @@ import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
 import { bmm, checkpoint, installFastWasmSlice, rmsNorm, shiftAppend, transpose2d } from '../memory/ops.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 
 // The default backend has its own kernels (batched products as depthwise convolutions, in-place slices): check the
 // layer's forms agree there too, and that its gradients match the cpu backend's.

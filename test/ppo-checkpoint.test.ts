@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCore } from '../memory/registry.js';
-import { resolveTrainConfig, runTraining } from '../training/commands/train.js';
-import { parseTrainConfig } from '../training/config.js';
+import { resolveTrainConfig } from '../cli/commands/train.js';
+import { runTraining } from '../training/rl/train.js';
+import { parseTrainConfig } from '../training/rl/config.js';
 import { readMetrics } from '../training/metrics.js';
-import type { UpdateMetrics } from '../training/ppo.js';
+import type { UpdateMetrics } from '../training/rl/ppo.js';
 
 const out = mkdtempSync(join(tmpdir(), 'hqlt-ckpt-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -4,12 +4,12 @@ import { RecurrentAgent } from '../agents/agent.js';
 import { makeDistribution } from '../agents/distributions.js';
 import { Box, Discrete, MultiBinary, MultiDiscrete } from '../envs/spaces.js';
 import { initBackend } from '../memory/backend.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 import { sliceState } from '../memory/state.js';
 import { Adam } from '../training/optim.js';
-import { parseTrainConfig, ppoSettings } from '../training/config.js';
-import { ppoLoss, PpoTrainer, type PpoSettings } from '../training/ppo.js';
-import { computeGae, createBuffer, gatherMinibatch, sequenceMinibatches } from '../training/rollout.js';
+import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
+import { ppoLoss, PpoTrainer, type PpoSettings } from '../training/rl/ppo.js';
+import { computeGae, createBuffer, gatherMinibatch, sequenceMinibatches } from '../training/rl/rollout.js';
 import { cueVectorEnv, ElmanCore, testRng } from './ppo-fixtures.js';
 
 beforeAll(async () => {

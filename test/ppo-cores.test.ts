@@ -3,10 +3,10 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import { disposeState } from '../memory/state.js';
-import { buildAgent } from '../training/commands/train.js';
-import { parseTrainConfig, ppoSettings } from '../training/config.js';
-import { PpoTrainer } from '../training/ppo.js';
-import { gatherMinibatch } from '../training/rollout.js';
+import { buildAgent } from '../training/rl/train.js';
+import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
+import { PpoTrainer } from '../training/rl/ppo.js';
+import { gatherMinibatch } from '../training/rl/rollout.js';
 
 beforeAll(async () => {
   await initBackend('cpu');

@@ -8,7 +8,7 @@ import { Env, type ResetResult, type StepResult as EnvStep } from '../envs/env.j
 import { Box, Discrete, type Space } from '../envs/spaces.js';
 import type { VectorEnv, VectorResetOptions, VectorResetResult, VectorStepResult } from '../envs/vector.js';
 import type { CoreConfig, ForwardResult, MemoryCore, NamedWeight, State, StepResult } from '../memory/core.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 import { linearWeight } from '../memory/weights.js';
 
 /**

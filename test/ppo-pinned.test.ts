@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runTraining } from '../training/commands/train.js';
-import { parseTrainConfig } from '../training/config.js';
+import { runTraining } from '../training/rl/train.js';
+import { parseTrainConfig } from '../training/rl/config.js';
 
 const out = mkdtempSync(join(tmpdir(), 'hqlt-pinned-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -3,13 +3,14 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { runEval } from '../training/commands/eval.js';
-import { resolveTrainConfig, runTraining } from '../training/commands/train.js';
-import { parseTrainConfig, ppoSettings } from '../training/config.js';
+import { runEval } from '../training/rl/evaluate.js';
+import { resolveTrainConfig } from '../cli/commands/train.js';
+import { runTraining } from '../training/rl/train.js';
+import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
 import { RecurrentAgent } from '../agents/agent.js';
 import { RemoteVectorEnv } from '../envs/remote/index.js';
 import { initBackend } from '../memory/backend.js';
-import { PpoTrainer, type PpoSettings } from '../training/ppo.js';
+import { PpoTrainer, type PpoSettings } from '../training/rl/ppo.js';
 import { ElmanCore } from './ppo-fixtures.js';
 import { describePython, ipcEndpoint, requirePython, startServer, type ChildServer } from './fixtures/remote-helpers.js';
 

@@ -8,7 +8,7 @@ import seedrandom from 'seedrandom';
 import '../envs/index.js';
 import { SyncVectorEnv, type VectorEnv } from '../envs/vector.js';
 import { EnvServer, RemoteVectorEnv } from '../envs/remote/index.js';
-import { registerTrain } from '../training/commands/train.js';
+import { registerTrain } from '../cli/commands/train.js';
 import {
   EchoEnv,
   RawClient,

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
-import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from '../memory/safetensors.js';
+import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from '../util/safetensors.js';
 import { RecurrentMixer } from '../memory/recurrent.js';
 import { exportWeights, importWeights, weightsToTensors } from '../memory/weights.js';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
 let dir: string;

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
 import type { ReturnBounds } from '../envs/env.js';
 import { toCsv, toMarkdown } from '../training/results-table.js';
-import { expandEnvs, maxMeanEpisodicReturn, normaliseReturn, runSuite, suiteTable } from '../training/suite.js';
+import { expandEnvs, maxMeanEpisodicReturn, normaliseReturn, runSuite, suiteTable } from '../training/rl/suite.js';
 
 const source = { optimal: 'analytic: test', random: 'analytic: test' };
 const reachable: ReturnBounds = { optimal: 1, random: -0.5, reachable: true, source };

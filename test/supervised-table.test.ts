@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { toCsv, toMarkdown } from '../training/results-table.js';
-import { coreConfigFor, planRuns } from '../training/commands/supervised-common.js';
-import { PAPER_TABLE3_PRESET } from '../training/commands/synth.js';
+import { coreConfigFor, planRuns } from '../cli/commands/supervised-common.js';
+import { PAPER_TABLE3_PRESET } from '../cli/commands/synth.js';
 
 describe('results table', () => {
   const table = {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
-import { evaluate, makeBatch, SequenceModel, trainSupervised } from '../training/supervised.js';
+import { evaluate, makeBatch, SequenceModel, trainSupervised } from '../training/supervised/trainer.js';
 import { createCore } from '../memory/registry.js';
-import { NO_LABEL } from '../training/tasks/index.js';
+import { NO_LABEL } from '../training/supervised/tasks/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hqlt-supervised-'));
 beforeAll(async () => {

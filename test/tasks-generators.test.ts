@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeRng } from '../memory/random.js';
+import { makeRng } from '../util/random.js';
 import {
   evaluateModular,
   makeCharLmTask,
@@ -9,8 +9,8 @@ import {
   NO_LABEL,
   type Sample,
   type SequenceTask,
-} from '../training/tasks/index.js';
-import { sectionSplit, splitText } from '../training/tasks/char-lm.js';
+} from '../training/supervised/tasks/index.js';
+import { sectionSplit, splitText } from '../training/supervised/tasks/char-lm.js';
 
 /** The labelled positions of a sample. */
 function labelled(s: Sample): number[] {

@@ -12,7 +12,7 @@ import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions, MIXINGS } from '../memory/hqlt.js';
 import { rmsNorm } from '../memory/ops.js';
-import { makeRng, randn } from '../memory/random.js';
+import { makeRng, randn } from '../util/random.js';
 import { createCore } from '../memory/registry.js';
 import { fusedDispatchCount } from '../memory/webgpu/index.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';

@@ -5,8 +5,8 @@
 import cliProgress from 'cli-progress';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { appendFileNamedSync, writeFileAtomicSync } from '../memory/files.js';
-import type { UpdateMetrics } from './ppo.js';
+import { appendFileNamedSync, writeFileAtomicSync } from '../util/files.js';
+import type { UpdateMetrics } from './rl/ppo.js';
 
 export const METRIC_COLUMNS = [
   'update',

@@ -3,7 +3,7 @@
  * supervised benchmarks and reusable by any suite command.
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../memory/files.js';
+import { writeFileAtomic } from '../util/files.js';
 
 /** A table cell: numbers are formatted with the table's `digits`; null prints as the table's `missing`. */
 export type Cell = string | number | null;

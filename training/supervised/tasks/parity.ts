@@ -11,7 +11,7 @@ import {
   type LengthSplit,
   type Sample,
   type SequenceTask,
-} from './index.js';
+} from './common.js';
 
 /** Tokens: 0 and 1 are the bits, 2 the end token. */
 const END = 2;

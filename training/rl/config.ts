@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { DEFAULT_REMOTE_TIMEOUT_MS } from '../envs/remote/protocol.js';
-import { BACKEND_NAMES } from '../memory/backend.js';
-import { CORE_PRESETS, resolveCoreConfig } from '../memory/registry.js';
+import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
+import { BACKEND_NAMES } from '../../memory/backend.js';
+import { CORE_PRESETS, resolveCoreConfig } from '../../memory/registry.js';
 import type { PpoSettings } from './ppo.js';
 
 const posInt = z.number().int().positive();

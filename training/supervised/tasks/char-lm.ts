@@ -8,8 +8,8 @@
  * consecutive non-overlapping windows, each starting from a fresh memory state, and reports bits per character.
  */
 import { createRequire } from 'node:module';
-import type { Rng } from '../../memory/random.js';
-import { checkRange, randInt, type Sample, type SequenceTask } from './index.js';
+import type { Rng } from '../../../util/random.js';
+import { checkRange, randInt, type Sample, type SequenceTask } from './common.js';
 
 interface Section {
   chapter: string;

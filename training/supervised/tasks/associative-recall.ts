@@ -7,8 +7,8 @@
  * The evaluation sets (one per number of pairs) are drawn first from the task's seed, and training samples that
  * happen to equal an evaluation sequence are redrawn, so no sequence is in both.
  */
-import { makeRng, deriveSeed, type Rng } from '../../memory/random.js';
-import { checkRange, NO_LABEL, randInt, type Sample, type SequenceTask } from './index.js';
+import { makeRng, deriveSeed, type Rng } from '../../../util/random.js';
+import { checkRange, NO_LABEL, randInt, type Sample, type SequenceTask } from './common.js';
 
 export interface RecallOptions {
   /** Key vocabulary size (must be at least the largest number of pairs). */

@@ -7,7 +7,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { fileError } from '../memory/files.js';
+import { fileError } from './files.js';
 
 export const LOCK_FILE = 'run.lock';
 

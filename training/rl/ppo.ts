@@ -8,14 +8,14 @@
  * `rollout.ts`).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { RecurrentAgent } from '../agents/agent.js';
-import { valueFromJson, valueToJson, type Json } from '../envs/snapshot.js';
-import type { VectorEnv } from '../envs/vector.js';
-import type { State } from '../memory/core.js';
-import { makeRng, type Rng } from '../memory/random.js';
-import { cloneState, disposeState } from '../memory/state.js';
-import { yieldToEventLoop } from './interrupt.js';
-import { Adam, clipByGlobalNorm, type AdamState } from './optim.js';
+import type { RecurrentAgent } from '../../agents/agent.js';
+import { valueFromJson, valueToJson, type Json } from '../../envs/snapshot.js';
+import type { VectorEnv } from '../../envs/vector.js';
+import type { State } from '../../memory/core.js';
+import { makeRng, type Rng } from '../../util/random.js';
+import { cloneState, disposeState } from '../../memory/state.js';
+import { yieldToEventLoop } from '../../util/interrupt.js';
+import { Adam, clipByGlobalNorm, type AdamState } from '../optim.js';
 import {
   checkSequenceSettings,
   computeGae,

@@ -7,10 +7,10 @@ import { Command } from 'commander';
 import { join } from 'node:path';
 import { initBackend } from '../../memory/backend.js';
 import { coreTypes } from '../../memory/registry.js';
-import { mergeConfigs, readConfigFile } from '../config.js';
-import { toMarkdown, writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
-import { stopOnSignals, Stopped } from '../interrupt.js';
-import { hasCheckpoint, resolveSupervisedConfig, trainSupervised, type SupervisedConfig, type TrainResult } from '../supervised.js';
+import { mergeConfigs, readConfigFile } from '../../training/rl/config.js';
+import { toMarkdown, writeResultsTable, type Cell, type ResultsTable } from '../../training/results-table.js';
+import { stopOnSignals, Stopped } from '../../util/interrupt.js';
+import { hasCheckpoint, resolveSupervisedConfig, trainSupervised, type SupervisedConfig, type TrainResult } from '../../training/supervised/trainer.js';
 import { backendOption, intArg, numberArg, runNameArg } from './options.js';
 
 export interface SupervisedFlags {

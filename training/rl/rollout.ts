@@ -10,8 +10,8 @@
  *
  * Layout: stream-major, index (n·T + t), so the L steps of a sequence are contiguous.
  */
-import type { State } from '../memory/core.js';
-import { concatStates, disposeState, sliceState } from '../memory/state.js';
+import type { State } from '../../memory/core.js';
+import { concatStates, disposeState, sliceState } from '../../memory/state.js';
 
 export interface RolloutBuffer {
   numEnvs: number;

@@ -4,8 +4,8 @@
  * comparison of the seed paper's Table 3 (Irie, Yau & Gershman 2025) at a size that runs on a laptop.
  */
 import type { Command } from 'commander';
-import type { Cell } from '../results-table.js';
-import type { TrainResult } from '../supervised.js';
+import type { Cell } from '../../training/results-table.js';
+import type { TrainResult } from '../../training/supervised/trainer.js';
 import { addSupervisedOptions, executeRuns, interruptible, pct, planRuns, reportTable, type PlannedRun, type SupervisedFlags } from './supervised-common.js';
 
 const TASKS = ['parity', 'modular-arithmetic'] as const;

@@ -1,18 +1,16 @@
 /**
- * `hqlt layer`: runs one HQLT layer on inputs from a safetensors file, so its outputs can be compared with an
- * outside implementation (e.g. the authors' PyTorch layer) given the same weights.
+ * One HQLT layer run on files, for interoperability checks against the authors' PyTorch layer: a JSON config, the
+ * weights in their layout and an input, all safetensors, give the sequence form's output in a safetensors file.
  */
-import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { initBackend } from '../../memory/backend.js';
-import { BLENDS, HqltLayer, MIXINGS, type Blend, type HqltLayerOptions, type Mixing } from '../../memory/hqlt.js';
-import { makeRng } from '../../memory/random.js';
-import { readSafetensors, writeSafetensors, type FloatTensor } from '../../memory/safetensors.js';
-import { disposeState } from '../../memory/state.js';
-import { assignWeights } from '../../memory/weights.js';
-import { backendOption } from './options.js';
+import { initBackend } from './backend.js';
+import { BLENDS, HqltLayer, MIXINGS, type Blend, type HqltLayerOptions, type Mixing } from './hqlt.js';
+import { makeRng } from '../util/random.js';
+import { readSafetensors, writeSafetensors, type FloatTensor } from '../util/safetensors.js';
+import { disposeState } from './state.js';
+import { assignWeights } from './weights.js';
 
 /** The layer config file: everything the weights' shapes do not tell. Widths come from the weights. */
 const LayerConfig = z
@@ -134,17 +132,3 @@ export async function runLayer(opts: LayerRunOptions): Promise<number[]> {
   }
 }
 
-export function registerLayer(program: Command): void {
-  program
-    .command('layer')
-    .description('run one HQLT layer (sequence form, zero initial state) on x from a safetensors file and write y')
-    .requiredOption('--config <path>', 'layer config JSON: blend, mixing, heads, window, rope, shortConv, allowNegativeEigenvalues, memories')
-    .requiredOption('--weights <path>', 'layer weights (.safetensors, spec names such as q_proj.weight)')
-    .requiredOption('--input <path>', "input (.safetensors): 'x' [B, T, D], optional 'episode_start' [B, T]")
-    .requiredOption('--out <path>', "output (.safetensors): 'y' [B, T, D]")
-    .addOption(backendOption())
-    .action(async (opts: LayerRunOptions) => {
-      const shape = await runLayer(opts);
-      console.log(`wrote y [${shape.join(', ')}] to ${opts.out}`);
-    });
-}

@@ -15,7 +15,7 @@ import {
   type LengthSplit,
   type Sample,
   type SequenceTask,
-} from './index.js';
+} from './common.js';
 
 export const OPERATORS = ['+', '-', '*'] as const;
 export type Operator = (typeof OPERATORS)[number];

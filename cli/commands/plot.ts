@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../memory/files.js';
-import { plotRuns } from '../plot.js';
+import { writeFileAtomic } from '../../util/files.js';
+import { plotRuns } from '../../training/plot.js';
 
 export function registerPlot(program: Command): void {
   program

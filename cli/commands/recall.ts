@@ -3,7 +3,7 @@
  * for each core (and window size, via `--windows`).
  */
 import type { Command } from 'commander';
-import type { Cell } from '../results-table.js';
+import type { Cell } from '../../training/results-table.js';
 import { addSupervisedOptions, executeRuns, interruptible, pct, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
 
 const DEFAULTS = {

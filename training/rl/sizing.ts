@@ -5,7 +5,7 @@
  */
 import { getHeapStatistics } from 'node:v8';
 import { totalmem } from 'node:os';
-import type { RecurrentAgent } from '../agents/agent.js';
+import type { RecurrentAgent } from '../../agents/agent.js';
 import type { TrainConfig } from './config.js';
 
 /**
@@ -45,7 +45,7 @@ export function trainingNeeds(
   const { featureDim: F, actionDim: A, stateFloats: S } = dims;
   const heap = getHeapStatistics();
   const host = hostMemory();
-  // Rollout buffer (training/rollout.ts): features, actions and 7 float32 columns, 2 uint8 ones, per env step.
+  // Rollout buffer (training/rl/rollout.ts): features, actions and 7 float32 columns, 2 uint8 ones, per env step.
   const buffer = T * ((F + A + 7) * 4 + 2);
   // Tensors: the carried state, the boundary states of a rollout (one per sequence, cloned, then joined), and one
   // minibatch's features.

@@ -1,6 +1,6 @@
 /**
  * Memory cores as plain supervised sequence models: token embedding → core → linear head, trained with
- * cross-entropy on the positions that carry a label (see `training/tasks/`).
+ * cross-entropy on the positions that carry a label (see `training/supervised/tasks/`).
  *
  * Batches of unequal lengths are padded at the end: cores are causal (their sequence form equals stepping), so
  * padding never changes an earlier position's output, and padded positions carry no label. Evaluation sorts
@@ -11,18 +11,18 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { MemoryCore, NamedWeight } from '../memory/core.js';
-import { linear } from '../memory/ops.js';
-import { deriveSeed, makeRng, type Rng } from '../memory/random.js';
-import { createCore, resolveCoreConfig } from '../memory/registry.js';
-import { encodeSafetensors, readSafetensors, type FloatTensor } from '../memory/safetensors.js';
-import { disposeState } from '../memory/state.js';
-import { importWeights, linearWeight, normalVariable, uniformVariable, weightsToTensors } from '../memory/weights.js';
-import { cleanStaleTemporaries, recoverFolder, writeFileAtomic, writeFolderAtomicSync } from '../memory/files.js';
-import { yieldToEventLoop } from './interrupt.js';
-import { MetricsLog } from './metrics.js';
-import { Adam, clipByGlobalNorm } from './optim.js';
-import { lockRunDir, type RunLock } from './run-lock.js';
+import type { MemoryCore, NamedWeight } from '../../memory/core.js';
+import { linear } from '../../memory/ops.js';
+import { deriveSeed, makeRng, type Rng } from '../../util/random.js';
+import { createCore, resolveCoreConfig } from '../../memory/registry.js';
+import { encodeSafetensors, readSafetensors, type FloatTensor } from '../../util/safetensors.js';
+import { disposeState } from '../../memory/state.js';
+import { importWeights, linearWeight, normalVariable, uniformVariable, weightsToTensors } from '../../memory/weights.js';
+import { cleanStaleTemporaries, recoverFolder, writeFileAtomic, writeFolderAtomicSync } from '../../util/files.js';
+import { yieldToEventLoop } from '../../util/interrupt.js';
+import { MetricsLog } from '../metrics.js';
+import { Adam, clipByGlobalNorm } from '../optim.js';
+import { lockRunDir, type RunLock } from '../../util/run-lock.js';
 import { makeTask, NO_LABEL, TASK_NAMES, type Sample, type SequenceTask } from './tasks/index.js';
 
 /** A float one-hot matrix. (The wasm backend returns all zeros for oneHot's float32 dtype, hence the cast.) */
@@ -173,7 +173,7 @@ const posInt = z.number().int().positive();
 export const SupervisedConfigSchema = z
   .object({
     task: z.enum(TASK_NAMES),
-    /** Task-specific options (length split, recall sizes, LM context; see `training/tasks/`). */
+    /** Task-specific options (length split, recall sizes, LM context; see `training/supervised/tasks/`). */
     taskOptions: z.record(z.unknown()).default({}),
     /** A core config for `createCore` (`{type: 'hqlt', dim: 64, ...}`). */
     core: z.object({ type: z.string() }).passthrough(),

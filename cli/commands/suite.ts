@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { toMarkdown } from '../results-table.js';
-import { stopOnSignals } from '../interrupt.js';
-import { ENV_PRESETS, expandEnvs, runSuite, suiteTable } from '../suite.js';
+import { toMarkdown } from '../../training/results-table.js';
+import { stopOnSignals } from '../../util/interrupt.js';
+import { ENV_PRESETS, expandEnvs, runSuite, suiteTable } from '../../training/rl/suite.js';
 import { backendOption, intArg, positiveIntArg } from './options.js';
 
 interface SuiteFlags {

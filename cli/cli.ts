@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `hqlt` command line. Each subcommand lives in `training/commands/<name>.ts` and registers itself here. */
+/** The `hqlt` command line. Each subcommand lives in `cli/commands/<name>.ts` and registers itself here. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerEnvs } from './commands/envs.js';

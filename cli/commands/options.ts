@@ -2,7 +2,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES } from '../../memory/backend.js';
 import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
-import { runNameProblem } from '../config.js';
+import { runNameProblem } from '../../training/rl/config.js';
 
 /** `--backend <name>`; falls back to HQLT_BACKEND, then auto. */
 export function backendOption(): Option {

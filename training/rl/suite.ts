@@ -4,11 +4,11 @@
  * raw. A normalised score, (MMER − random) / (optimal − random), is added only where a memory agent can reach
  * the env's stated optimum (`ReturnBounds.reachable`); each row says where its bounds come from.
  */
-import { make, registeredIds, returnBoundsOf, type ReturnBounds } from '../envs/index.js';
+import { make, registeredIds, returnBoundsOf, type ReturnBounds } from '../../envs/index.js';
 import { parseTrainConfig, type TrainConfigInput } from './config.js';
-import { runTraining } from './commands/train.js';
-import { Stopped } from './interrupt.js';
-import { writeResultsTable, type Cell, type ResultsTable } from './results-table.js';
+import { runTraining } from './train.js';
+import { Stopped } from '../../util/interrupt.js';
+import { writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
 
 /** Named env lists for `--envs`. */
 export const ENV_PRESETS: Record<string, () => string[]> = {

@@ -14,10 +14,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RecurrentAgent } from '../agents/agent.js';
-import { recoverFolder, writeFolderAtomicSync } from '../memory/files.js';
-import { decodeSafetensors, encodeSafetensors, type FloatTensor } from '../memory/safetensors.js';
-import { assignWeights, weightsToTensors } from '../memory/weights.js';
+import type { RecurrentAgent } from '../../agents/agent.js';
+import { recoverFolder, writeFolderAtomicSync } from '../../util/files.js';
+import { decodeSafetensors, encodeSafetensors, type FloatTensor } from '../../util/safetensors.js';
+import { assignWeights, weightsToTensors } from '../../memory/weights.js';
 import type { TrainConfig } from './config.js';
 import type { TrainerSnapshot } from './ppo.js';
 
