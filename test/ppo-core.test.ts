@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { RecurrentAgent } from '../agents/agent.js';
 import { makeDistribution } from '../agents/distributions.js';
 import { Box, Discrete, MultiBinary, MultiDiscrete } from '../envs/spaces.js';
@@ -191,6 +191,23 @@ function makeTrainer(truncateAt = Infinity, overrides: Partial<PpoSettings> = {}
 }
 
 describe('PPO trainer', () => {
+  it('--target-kl stops an update after the epoch whose last approximate KL passes it', async () => {
+    const passes = async (targetKl: number | null) => {
+      const { agent, trainer } = makeTrainer(Infinity, { epochs: 4, minibatches: 2, targetKl });
+      await trainer.start(3);
+      const { buffer, states } = await trainer.collect();
+      const evaluate = vi.spyOn(agent, 'evaluate');
+      await trainer.learn(buffer, states);
+      const calls = evaluate.mock.calls.length;
+      trainer.dispose();
+      agent.dispose();
+      return calls;
+    };
+    expect(await passes(null)).toBe(8);
+    expect(await passes(1e-12)).toBe(2); // the first epoch always runs
+    expect(await passes(1e6)).toBe(8);
+  });
+
   it('the sequence form replays the rollout from the stored states (resets, previous actions, reset steps)', async () => {
     const { agent, trainer } = makeTrainer(2);
     await trainer.start(7);

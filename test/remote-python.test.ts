@@ -161,7 +161,8 @@ describePython('faults', () => {
   it('with reconnect, a restarted server is reset and its envs reported truncated', async () => {
     const endpoint = ipcEndpoint('restart');
     const s1 = await start(2, { bind: endpoint });
-    const env = await RemoteVectorEnv.connect(endpoint, { timeoutMs: 1500, reconnect: true });
+    // Generous: the step waits for the restarted Python server, which takes seconds to start on a loaded machine.
+    const env = await RemoteVectorEnv.connect(endpoint, { timeoutMs: 10_000, reconnect: true });
     await env.reset({ seed: 0 });
     const act = echoSpace().sample(seedrandom('r'));
     await env.step([act, act]);

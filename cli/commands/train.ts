@@ -7,77 +7,50 @@ import { Command, Option } from 'commander';
 import { basename, dirname, join } from 'node:path';
 import { coreTypes, resolveCoreConfig } from '../../memory/registry.js';
 import { checkpointDir, readCheckpointConfig } from '../../training/rl/checkpoint.js';
-import { mergeConfigs, parseTrainConfig, readConfigFile, type TrainConfig, type TrainConfigInput } from '../../training/rl/config.js';
+import { mergeConfigs, parseTrainConfig, readConfigFile, RESUMABLE_KEYS, TrainConfigSchema, type TrainConfig, type TrainConfigInput } from '../../training/rl/config.js';
 import { stopOnSignals, Stopped } from '../../util/interrupt.js';
 import { readMetrics } from '../../training/metrics.js';
 import { returnSummary, runTraining } from '../../training/rl/train.js';
-import { backendOption, intArg, numberArg, remoteTimeoutOption, runNameArg } from './options.js';
+import { intArg, positiveIntArg, runNameArg } from './options.js';
+import { flagValues, schemaFlags } from './schema-options.js';
 
-interface TrainFlags {
-  env?: string;
-  core?: string;
-  blend?: string;
-  mixing?: string;
-  steps?: number;
-  seed?: number;
-  numEnvs?: number;
-  rollout?: number;
-  seqLen?: number;
-  epochs?: number;
-  minibatches?: number;
-  lr?: number;
-  dim?: number;
-  layers?: number;
-  heads?: number;
-  window?: number;
-  backend?: string;
-  name?: string;
-  out?: string;
-  config?: string;
-  printConfig?: boolean;
-  resume?: string;
-  checkpointEvery?: number;
-  previousAction?: boolean;
-  remoteTimeout?: number;
-}
+/** Flags that set fields of the core config (the core's own schema lives in the memory registry). */
+const CORE_FLAGS = [
+  ['blend', '<blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)'],
+  ['mixing', '<mixing>', 'HQLT mixing (sum, scalar, vector)'],
+  ['dim', '<n>', 'core width'],
+  ['layers', '<n>', 'core layers'],
+  ['heads', '<n>', 'attention heads'],
+  ['window', '<n>', 'HQLT KV-memory window'],
+] as const;
+const CORE_INT_FLAGS = new Set(['dim', 'layers', 'heads', 'window']);
 
+/** Every config field's flag, from the schema (`--remote-timeout` keeps its short name). */
+const CONFIG_FLAGS = schemaFlags(TrainConfigSchema, {
+  remoteTimeoutMs: { flag: 'remote-timeout', parse: positiveIntArg },
+  name: { parse: runNameArg },
+});
+
+/** Parsed command-line flags: config fields by their flags' attributes, the core flags and the command's own. */
+export type TrainFlags = Record<string, unknown> & { config?: string; printConfig?: boolean; resume?: string };
 
 /** Flags → a partial config (only the flags given). */
 function flagsToConfig(f: TrainFlags): TrainConfigInput {
   const core: Record<string, unknown> = {};
-  for (const key of ['blend', 'mixing', 'dim', 'layers', 'heads', 'window'] as const) if (f[key] !== undefined) core[key] = f[key];
+  for (const [key] of CORE_FLAGS) if (f[key] !== undefined) core[key] = f[key];
   if (f.core !== undefined) core.type = f.core;
-  return {
-    env: f.env,
-    steps: f.steps,
-    seed: f.seed,
-    numEnvs: f.numEnvs,
-    rollout: f.rollout,
-    seqLen: f.seqLen,
-    epochs: f.epochs,
-    minibatches: f.minibatches,
-    lr: f.lr,
-    backend: f.backend,
-    name: f.name,
-    out: f.out,
-    checkpointEvery: f.checkpointEvery,
-    previousAction: f.previousAction === false ? false : undefined,
-    remoteTimeoutMs: f.remoteTimeout,
-    core: Object.keys(core).length ? core : undefined,
-  };
+  return { ...flagValues(CONFIG_FLAGS, f), ...(Object.keys(core).length ? { core } : {}) };
 }
-
-/** Flags that may change on --resume (others would break the run's continuity). */
-const RESUMABLE = new Set(['steps', 'checkpointEvery', 'backend', 'remoteTimeoutMs']);
 
 /** The config for a command line: defaults ← --config file ← flags, or the checkpoint's for --resume. */
 export function resolveTrainConfig(f: TrainFlags): { config: TrainConfig; resume: boolean } {
   const flags = flagsToConfig(f);
   if (f.resume) {
-    const changed = Object.entries(flags).filter(([k, v]) => v !== undefined && !RESUMABLE.has(k)).map(([k]) => k);
+    const changed = Object.keys(flags).filter((k) => !RESUMABLE_KEYS.includes(k));
     if (changed.length || f.config) {
+      const allowed = CONFIG_FLAGS.filter((c) => RESUMABLE_KEYS.includes(c.key)).map((c) => c.options[0].long);
       throw new Error(
-        `--resume continues a run with its saved config; only --steps, --checkpoint-every and --backend may be given ` +
+        `--resume continues a run with its saved config; only ${allowed.join(', ')} may be given ` +
           `(got: ${[...changed, ...(f.config ? ['config'] : [])].join(', ')}).`,
       );
     }
@@ -91,35 +64,21 @@ export function resolveTrainConfig(f: TrainFlags): { config: TrainConfig; resume
 }
 
 export function registerTrain(program: Command): void {
-  const D = parseTrainConfig({}); // the defaults, so the help text cannot drift from the schema
-  program
+  const D = parseTrainConfig({}); // the default core, so its help text cannot drift from the registry
+  const cmd = program
     .command('train')
     .description('train a recurrent PPO agent with a memory core on a POMDP')
-    .option('--env <id>', `registered env id, or remote:<endpoint>[,...] (default ${D.env})`)
-    .addOption(remoteTimeoutOption())
-    .option('--core <type>', `memory core: ${coreTypes().join(', ')} (default hqlt)`)
-    .option('--blend <blend>', 'HQLT blend (synchronous, delayed-streaming, delayed-chunk, synchronous-linear)')
-    .option('--mixing <mixing>', 'HQLT mixing (sum, scalar, vector)')
-    .option('--steps <n>', `total env steps (default ${D.steps})`, intArg)
-    .option('--seed <n>', `seed of everything random (default ${D.seed})`, intArg)
-    .option('--num-envs <n>', `parallel envs (default ${D.numEnvs})`, intArg)
-    .option('--rollout <n>', `steps per env per rollout (default ${D.rollout})`, intArg)
-    .option('--seq-len <n>', `BPTT sequence length, divides --rollout (default ${D.seqLen})`, intArg)
-    .option('--epochs <n>', `PPO epochs per rollout (default ${D.epochs})`, intArg)
-    .option('--minibatches <n>', `minibatches per epoch (default ${D.minibatches})`, intArg)
-    .option('--lr <x>', `Adam learning rate, annealed linearly to 0 (default ${D.lr})`, numberArg)
-    .option('--dim <n>', `core width (default ${D.core.dim})`, intArg)
-    .option('--layers <n>', `core layers (default ${D.core.layers})`, intArg)
-    .option('--heads <n>', `attention heads (default ${D.core.heads} for hqlt)`, intArg)
-    .option('--window <n>', `HQLT KV-memory window (default ${D.core.window})`, intArg)
-    .option('--no-previous-action', 'do not feed the previous action and first-step flag to the agent')
-    .addOption(backendOption())
-    .option('--name <name>', 'run name, a folder under --out (default <env>-<core>-s<seed>)', runNameArg)
-    .option('--out <dir>', `runs folder (default ${D.out})`)
+    .option('--core <type>', `memory core: ${coreTypes().join(', ')} (default ${D.core.type})`);
+  for (const [key, arg, help] of CORE_FLAGS) {
+    const fallback = (D.core as Record<string, unknown>)[key];
+    const option = new Option(`--${key} ${arg}`, `${help}${fallback === undefined ? '' : ` (default ${fallback} for ${D.core.type})`}`);
+    cmd.addOption(CORE_INT_FLAGS.has(key) ? option.argParser(intArg) : option);
+  }
+  for (const flag of CONFIG_FLAGS) for (const option of flag.options) cmd.addOption(option);
+  cmd
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--print-config', 'print the resolved config and exit')
     .option('--resume <runDir>', 'continue a run from its checkpoint, e.g. runs/<name>')
-    .addOption(new Option('--checkpoint-every <n>', `checkpoint every N updates (0: only at the end; default ${D.checkpointEvery})`).argParser(intArg))
     .action(async (flags: TrainFlags) => {
       const { config, resume } = resolveTrainConfig(flags);
       if (flags.printConfig) {

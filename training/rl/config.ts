@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
 import { BACKEND_NAMES } from '../../memory/backend.js';
 import { CORE_PRESETS, resolveCoreConfig } from '../../memory/registry.js';
-import type { PpoSettings } from './ppo.js';
+import { PpoSchema, type PpoSettings } from './ppo.js';
 
 const posInt = z.number().int().positive();
 
@@ -23,7 +23,6 @@ export function defaultCore(type: string): Record<string, unknown> & { type: str
   if (base === 'deltanet' || base === 'linear-attention' || base === 'transformer') return { ...small, heads: 2 };
   return small;
 }
-const unit = z.number().min(0).max(1);
 
 /**
  * Why `name` cannot name a run folder inside the runs folder, or undefined when it can: a run name is one plain
@@ -42,44 +41,31 @@ const runName = z
     if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${problem}: give a plain name; choose the folder it goes in with --out (or 'out')` });
   });
 
+/**
+ * A training run's config: what to train on and where to write it, plus PPO's knobs (`PpoSchema`). Each field has
+ * its default and a description; `hqlt train`'s flags, its help text and `--print-config` are generated from this
+ * schema (`cli/commands/schema-options.ts`), so a new knob is one line here.
+ */
 export const TrainConfigSchema = z
   .object({
-    /** A registered env id. */
-    env: z.string().default('popgym-RepeatPreviousEasy-v0'),
-    /** Longest wait in ms for a remote env server's reply (`remote:` envs only). */
-    remoteTimeoutMs: posInt.default(DEFAULT_REMOTE_TIMEOUT_MS),
-    envKwargs: z.record(z.unknown()).default({}),
+    env: z.string().default('popgym-RepeatPreviousEasy-v0').describe('registered env id, or remote:<endpoint>[,...]'),
+    envKwargs: z.record(z.unknown()).default({}).describe("the env's keyword arguments, as JSON"),
+    remoteTimeoutMs: posInt.default(DEFAULT_REMOTE_TIMEOUT_MS).describe("longest wait in ms for a remote env server's reply"),
     /** A memory-core config (see memory/registry.ts); fields the type does not know are rejected there. */
     core: z.object({ type: z.string() }).passthrough().default(() => defaultCore('hqlt')),
-    /** Feed the previous action and an is-first-step flag to the agent. */
-    previousAction: z.boolean().default(true),
-    seed: z.number().int().nonnegative().default(1),
-    /** Total env steps (rounded up to whole rollouts). */
-    steps: posInt.default(163_840),
-    numEnvs: posInt.default(16),
-    rollout: posInt.default(64),
-    seqLen: posInt.default(16),
-    epochs: posInt.default(4),
-    minibatches: posInt.default(4),
-    lr: z.number().positive().default(2e-3),
-    annealLr: z.boolean().default(true),
-    gamma: unit.default(0.99),
-    gaeLambda: unit.default(0.95),
-    clipCoef: z.number().positive().default(0.2),
-    clipValueLoss: z.boolean().default(true),
-    entCoef: z.number().nonnegative().default(0.01),
-    vfCoef: z.number().nonnegative().default(0.5),
-    maxGradNorm: z.number().positive().default(0.5),
-    normAdvantages: z.boolean().default(true),
-    adamEps: z.number().positive().default(1e-5),
-    backend: z.enum(BACKEND_NAMES).default('auto'),
-    /** Run name (folder under `out`); default `<env>-<core type>-s<seed>`. */
-    name: runName.optional(),
-    out: z.string().default('runs'),
-    /** Write a checkpoint every N updates (0: only at the end and on Ctrl-C). */
-    checkpointEvery: z.number().int().nonnegative().default(10),
+    previousAction: z.boolean().default(true).describe('feed the previous action and a first-step flag to the agent'),
+    seed: z.number().int().nonnegative().default(1).describe('seed of everything random'),
+    steps: posInt.default(163_840).describe('total env steps, rounded up to whole updates'),
+    backend: z.enum(BACKEND_NAMES).default('auto').describe('tensor backend'),
+    name: runName.optional().describe('run name, a folder under --out (default <env>-<core>-s<seed>)'),
+    out: z.string().default('runs').describe('runs folder'),
+    checkpointEvery: z.number().int().nonnegative().default(10).describe('checkpoint every N updates (0: only at the end and on a stop)'),
   })
+  .merge(PpoSchema)
   .strict();
+
+/** Settings `--resume` may change: the others would break the run's continuity. */
+export const RESUMABLE_KEYS: readonly string[] = ['steps', 'checkpointEvery', 'backend', 'remoteTimeoutMs'];
 
 export type TrainConfig = z.output<typeof TrainConfigSchema> & { name: string };
 
@@ -160,27 +146,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The PPO settings of a config. */
+/** The PPO settings of a config: its `PpoSchema` fields and its length in updates. */
 export function ppoSettings(c: TrainConfig): PpoSettings {
-  return {
-    numEnvs: c.numEnvs,
-    rollout: c.rollout,
-    seqLen: c.seqLen,
-    epochs: c.epochs,
-    minibatches: c.minibatches,
-    lr: c.lr,
-    annealLr: c.annealLr,
-    gamma: c.gamma,
-    gaeLambda: c.gaeLambda,
-    clipCoef: c.clipCoef,
-    clipValueLoss: c.clipValueLoss,
-    entCoef: c.entCoef,
-    vfCoef: c.vfCoef,
-    maxGradNorm: c.maxGradNorm,
-    normAdvantages: c.normAdvantages,
-    adamEps: c.adamEps,
-    totalUpdates: totalUpdates(c),
-  };
+  const settings = Object.fromEntries(Object.keys(PpoSchema.shape).map((k) => [k, c[k as keyof TrainConfig]]));
+  return { ...(settings as z.output<typeof PpoSchema>), totalUpdates: totalUpdates(c) };
 }
 
 /** A note when `steps` is not a whole number of updates (the run rounds it up), else undefined. */

@@ -8,6 +8,7 @@
  * `rollout.ts`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import type { RecurrentAgent } from '../../agents/agent.js';
 import { valueFromJson, valueToJson, type Json } from '../../envs/snapshot.js';
 import type { VectorEnv } from '../../envs/vector.js';
@@ -27,30 +28,40 @@ import {
   type RolloutBuffer,
 } from './rollout.js';
 
-/** PPO hyperparameters. */
-export interface PpoSettings {
-  numEnvs: number;
-  /** Steps per stream per rollout (T). */
-  rollout: number;
-  /** Training sequence length L (divides T). */
-  seqLen: number;
-  epochs: number;
-  minibatches: number;
-  lr: number;
-  /** Anneal the learning rate linearly to 0 over `totalUpdates`. */
-  annealLr: boolean;
-  gamma: number;
-  gaeLambda: number;
-  clipCoef: number;
-  /** Clip the value loss around the old values, as CleanRL's `clip_vloss`. */
-  clipValueLoss: boolean;
-  entCoef: number;
-  vfCoef: number;
-  maxGradNorm: number;
-  normAdvantages: boolean;
-  adamEps: number;
-  totalUpdates: number;
-}
+const posInt = z.number().int().positive();
+const unit = z.number().min(0).max(1);
+
+/**
+ * PPO's knobs, with CleanRL's recurrent-PPO defaults where they fit the small default agent. Each description is the
+ * knob's `hqlt train --help` text: the CLI flags, `--print-config` and `PpoSettings` all come from this schema.
+ */
+export const PpoSchema = z.object({
+  numEnvs: posInt.default(16).describe('parallel envs'),
+  rollout: posInt.default(64).describe('steps per env per rollout (T)'),
+  seqLen: posInt.default(16).describe('BPTT sequence length L; divides --rollout'),
+  epochs: posInt.default(4).describe('PPO epochs per rollout'),
+  minibatches: posInt.default(4).describe('minibatches per epoch'),
+  lr: z.number().positive().default(2e-3).describe('Adam learning rate'),
+  annealLr: z.boolean().default(true).describe('anneal the learning rate linearly to 0 over the run'),
+  gamma: unit.default(0.99).describe('discount factor'),
+  gaeLambda: unit.default(0.95).describe('GAE lambda'),
+  clipCoef: z.number().positive().default(0.2).describe('clip range of the policy ratio (and of values, with value clipping)'),
+  clipValueLoss: z.boolean().default(true).describe("clip the value loss around the old values (CleanRL's clip_vloss)"),
+  entCoef: z.number().nonnegative().default(0.01).describe('entropy bonus coefficient'),
+  vfCoef: z.number().nonnegative().default(0.5).describe('value loss coefficient'),
+  maxGradNorm: z.number().positive().default(0.5).describe('clip gradients to this global norm'),
+  normAdvantages: z.boolean().default(true).describe('normalise advantages per minibatch'),
+  adamEps: z.number().positive().default(1e-5).describe('Adam epsilon'),
+  targetKl: z
+    .number()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe("stop an update's epochs early once the approximate KL passes this"),
+});
+
+/** PPO hyperparameters: the schema's fields plus the run's length in updates (for learning-rate annealing). */
+export type PpoSettings = z.output<typeof PpoSchema> & { totalUpdates: number };
 
 /** Per-step loss inputs, all [N] tensors except the settings. */
 export interface PpoLossInputs {
@@ -248,6 +259,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const s = this.settings;
     const vars = this.agent.trainableVariables();
     let sums: tf.Tensor | undefined;
+    let lastKl: tf.Tensor | undefined;
     let count = 0;
     for (let epoch = 0; epoch < s.epochs; epoch++) {
       for (const ids of sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng)) {
@@ -281,11 +293,18 @@ export class PpoTrainer<O = unknown, A = unknown> {
           const row = tf.concat([stats!, tf.reshape(clipped.norm, [1])]);
           return sums ? tf.add(sums, row) : row;
         });
+        if (s.targetKl !== null) {
+          lastKl?.dispose();
+          lastKl = tf.keep(tf.slice(stats!, [3], [1]));
+        }
         tf.dispose([lossValue, sums, stats, clipped.norm, ...clipped.grads, ...ordered]);
         sums = next;
         count++;
       }
+      // CleanRL's early stop: once the last minibatch's approximate KL passes the target, skip the remaining epochs.
+      if (s.targetKl !== null && (await lastKl!.data())[0] > s.targetKl) break;
     }
+    lastKl?.dispose();
     disposeState(states);
     const v = (await sums!.data()) as Float32Array;
     sums!.dispose();
