@@ -48,7 +48,7 @@ export function resolveTrainConfig(f: TrainFlags): { config: TrainConfig; resume
   if (f.resume) {
     const changed = Object.keys(flags).filter((k) => !RESUMABLE_KEYS.includes(k));
     if (changed.length || f.config) {
-      const allowed = CONFIG_FLAGS.filter((c) => RESUMABLE_KEYS.includes(c.key)).map((c) => c.options[0].long);
+      const allowed = RESUMABLE_KEYS.map((k) => CONFIG_FLAGS.find((c) => c.key === k)!.options[0].long);
       throw new Error(
         `--resume continues a run with its saved config; only ${allowed.join(', ')} may be given ` +
           `(got: ${[...changed, ...(f.config ? ['config'] : [])].join(', ')}).`,

@@ -8,6 +8,7 @@ import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
 import { BACKEND_NAMES } from '../../memory/backend.js';
 import { CORE_PRESETS, resolveCoreConfig } from '../../memory/registry.js';
 import { PpoSchema, type PpoSettings } from './ppo.js';
+import { checkSequenceSettings } from './rollout.js';
 
 const posInt = z.number().int().positive();
 
@@ -95,15 +96,10 @@ export function parseTrainConfig(input: TrainConfigInput, source = 'config'): Tr
   } catch (err) {
     throw new Error(`Invalid ${source}: 'core': ${(err as Error).message}`);
   }
-  const sequences = (c.numEnvs * c.rollout) / c.seqLen;
-  if (c.rollout % c.seqLen !== 0) {
-    throw new Error(`Invalid ${source}: 'seqLen' (${c.seqLen}) must divide 'rollout' (${c.rollout}).`);
-  }
-  if (c.minibatches > sequences) {
-    throw new Error(
-      `Invalid ${source}: 'minibatches' (${c.minibatches}) exceeds the ${sequences} sequences per rollout ` +
-        `(numEnvs × rollout / seqLen).`,
-    );
+  try {
+    checkSequenceSettings(c.numEnvs, c.rollout, c.seqLen, c.minibatches);
+  } catch (err) {
+    throw new Error(`Invalid ${source}: ${(err as Error).message}`);
   }
   return { ...c, name: c.name ?? `${c.env}-${c.core.type}-s${c.seed}` };
 }

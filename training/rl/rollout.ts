@@ -121,13 +121,11 @@ export function sequenceMinibatches(
 /** Checks the rollout shape settings, with a message that says how to fix them. */
 export function checkSequenceSettings(numEnvs: number, steps: number, seqLen: number, minibatches: number): void {
   if (seqLen > steps || steps % seqLen !== 0) {
-    throw new Error(`seqLen (${seqLen}) must divide the rollout length (${steps}); e.g. use --seq-len ${steps}.`);
+    throw new Error(`'seqLen' (${seqLen}) must divide 'rollout' (${steps}); e.g. use --seq-len ${steps}.`);
   }
   const sequences = numEnvs * (steps / seqLen);
   if (minibatches > sequences) {
-    throw new Error(
-      `minibatches (${minibatches}) exceeds the number of sequences per rollout (${sequences} = numEnvs × rollout / seqLen).`,
-    );
+    throw new Error(`'minibatches' (${minibatches}) exceeds the ${sequences} sequences per rollout (numEnvs × rollout / seqLen).`);
   }
 }
 
