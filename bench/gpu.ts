@@ -12,7 +12,9 @@
  * (--fused off,on): kernels (tf.profile) and GPU dispatches of one acting step of a 2-layer HQLT core (D=64, H=4,
  * S=16, B=64; target ≤ 24 kernels) and of one forward+backward of it at T=48 (target ≤ 400), and forward+backward
  * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k). --figures-only stops after them;
- * --smoke measures the throughput at a small size instead (for a software adapter).
+ * --smoke measures the throughput at a small size instead (for a software adapter). --profile first prints where
+ * one forward+backward of that HQLT-sync core spends its time, per kernel name (GPU timestamps where the device has
+ * them, and each kernel call replayed in isolation).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { initBackend, webgpuErrorCount } from '../memory/backend.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
 import { setFusedKernels } from '../memory/webgpu/index.js';
+import { formatKernelTimes, profileKernels, timestampsAvailable } from '../memory/webgpu/profile.js';
 import { buildAgent } from '../training/commands/train.js';
 import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/config.js';
 import { PpoTrainer } from '../training/ppo.js';
@@ -130,6 +133,7 @@ const { values } = parseArgs({
     fused: { type: 'string', default: 'off,on' },
     'figures-only': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'webgpu' },
     check: { type: 'boolean', default: false },
     sizes: { type: 'string', default: 'small,batch10' },
@@ -140,6 +144,8 @@ const { values } = parseArgs({
   },
 });
 const report: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+// Before any backend starts: Dawn's flags are fixed when the WebGPU instance is made.
+if (values.profile) process.env.HQLT_WEBGPU_TIMESTAMPS = '1';
 const ppoConfig = (backend: string, numEnvs: number, steps: number) =>
   parseTrainConfig({
     env: 'popgym-RepeatPreviousEasy-v0', numEnvs, rollout: 64, seqLen: 16, steps, backend, checkpointEvery: 0,
@@ -165,6 +171,41 @@ if (values.check) {
 
 const info = await initBackend(values.backend);
 report.backend = info.active;
+
+/**
+ * --profile: where the time of one HQLT-sync forward+backward goes, per kernel name (fused kernels on), from GPU
+ * timestamps when the device has them and from replaying each kernel call in isolation.
+ */
+async function profileTraining(size: { batch: number; seqLen: number; dim: number; window: number }): Promise<void> {
+  setFusedKernels(true);
+  const core = createCore({ type: 'hqlt', blend: 'synchronous', dim: size.dim, layers: 2, heads: 4, window: size.window }, 0);
+  const [B, T, D] = [size.batch, size.seqLen, size.dim];
+  const xs = tf.randomNormal([B, T, D], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const es = tf.tidy(() => tf.cast(tf.less(tf.randomUniform([B, T], 0, 1, 'float32', 3), 0.01), 'float32')) as tf.Tensor2D;
+  const state = core.initialState(B);
+  const pass = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const r = core.forward(xs, state, es);
+      disposeState(r.state);
+      return tf.mean(tf.square(r.ys)) as tf.Scalar;
+    }, core.trainableVariables());
+    return [value, ...Object.values(grads)];
+  };
+  const name = `HQLT-sync fwd+bwd, B=${B} T=${T} D=${D} L=2 H=4 S=${size.window}`;
+  const p = await profileKernels(pass);
+  console.log(`\n--profile: ${name}: ${p.wallMs.toFixed(2)} ms per pass (wall, awaited) = ${Math.round((B * T) / (p.wallMs / 1000))} tokens/s`);
+  if (p.timestamps) console.log(`GPU time per kernel name (timestamp queries, one pass):\n${formatKernelTimes(p.timestamps)}`);
+  else console.log(`GPU timestamps: not available on this device (${tf.getBackend()}${tf.getBackend() === 'webgpu' ? ", no 'timestamp-query' feature" : ''}); isolated timings only.`);
+  console.log(`Each kernel call replayed in isolation (wall time per call up to a readback, times calls):\n${formatKernelTimes(p.isolated)}`);
+  report.profile = { size: name, wallMs: p.wallMs, timestampsAvailable: timestampsAvailable(), timestamps: p.timestamps, isolated: p.isolated };
+  tf.dispose([xs, es]);
+  disposeState(state);
+  core.dispose();
+}
+
+if (values.profile) {
+  await profileTraining(values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 });
+}
 
 const figures: Record<string, unknown>[] = [];
 for (const mode of values.fused!.split(',').filter(Boolean)) {
