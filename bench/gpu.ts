@@ -122,10 +122,28 @@ async function kernelCounts(): Promise<Record<string, number | null>> {
   train();
   const s = await countDispatches(step);
   const t = await countDispatches(train);
+  // The same forward+backward for a 2-layer GRU core (fused: one recurrence kernel each way per layer).
+  const gru = createCore({ type: 'gru', dim: 64, layers: 2 }, 1);
+  const gruState = gru.initialState(B);
+  const gruTrain = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const r = gru.forward(xs, gruState, startsSeq);
+      disposeState(r.state);
+      return tf.mean(tf.square(r.ys)) as tf.Scalar;
+    }, gru.trainableVariables());
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  gruTrain();
+  const g = await countDispatches(gruTrain);
   tf.dispose([x, xs, starts, startsSeq]);
   disposeState(state);
+  disposeState(gruState);
   core.dispose();
-  return { stepKernels: s.kernels, stepDispatches: s.dispatches, trainKernels: t.kernels, trainDispatches: t.dispatches };
+  gru.dispose();
+  return {
+    stepKernels: s.kernels, stepDispatches: s.dispatches, trainKernels: t.kernels, trainDispatches: t.dispatches,
+    gruTrainKernels: g.kernels, gruTrainDispatches: g.dispatches,
+  };
 }
 
 const { values } = parseArgs({
@@ -216,8 +234,8 @@ for (const mode of values.fused!.split(',').filter(Boolean)) {
   // --smoke shrinks the throughput figure (B=4 T=64 D=64 S=16) so the script can be checked on a software adapter.
   const size = values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 };
   const sizeName = `B=${size.batch} T=${size.seqLen} D=${size.dim} L=2 H=4 S=${size.window}`;
-  const [train] = await benchCores({
-    backend: values.backend, types: ['hqlt-sync'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 2, out: '',
+  const [train, gruTrain] = await benchCores({
+    backend: values.backend, types: ['hqlt-sync', 'gru'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 2, out: '',
   });
   const valid = webgpuErrorCount() === errorsBefore;
   const lines: [string, number | null, string][] = [
@@ -227,6 +245,9 @@ for (const mode of values.fused!.split(',').filter(Boolean)) {
     ['fwd+bwd GPU dispatches, same core, T=48', counts.trainDispatches, ''],
     [`HQLT-sync fwd+bwd tokens/s, ${sizeName}`, valid ? Math.round(train!.trainTokensPerSecond) : null, values.smoke ? '' : '>= 600000'],
     [`HQLT-sync acting step ms, ${sizeName}`, valid ? train!.stepMs : null, ''],
+    ['GRU fwd+bwd kernels (tf.profile), 2-layer GRU D=64 B=64 T=48', counts.gruTrainKernels!, ''],
+    ['GRU fwd+bwd GPU dispatches, same core', counts.gruTrainDispatches, ''],
+    [`GRU fwd+bwd tokens/s, B=${size.batch} T=${size.seqLen} D=${size.dim} L=2`, valid ? Math.round(gruTrain!.trainTokensPerSecond) : null, values.smoke ? '' : '>= 500000'],
   ];
   for (const [figure, value, target] of lines) {
     const line = { figure, fused: mode, value, target };
