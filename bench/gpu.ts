@@ -3,15 +3,17 @@
  *
  *   node dist/bench/gpu.js [--backend webgpu] [--check] [--sizes small,batch10] [--ppo-envs 64] [--out file]
  *
- * --check first computes on the cpu backend, then on the chosen one, and reports the largest differences of an
- * HQLT core's sequence form and gradients (every blend) and of the weights after 3 PPO updates. Timings: core
+ * --check first computes on the cpu backend, then on the chosen one, and prints (one JSON line each, target
+ * ≤ 1e-5 relative) the largest differences of a core's sequence form and gradients (every HQLT blend, GRU, LSTM) and
+ * of the weights after 3 PPO updates. Timings: core
  * forward+backward tokens/s at B=64, T=256, D=256, L=2, H=4, S=64 (`small`) and at 10× the batch (`batch10`), and
  * PPO env-steps/s with 64 envs. On a GPU machine: `source .gpu/setup.sh && $NODE dist/bench/gpu.js --check`.
  *
  * First it prints the figures of issue 11, one line each, with the fused WebGPU kernels (memory/webgpu) off and on
  * (--fused off,on): kernels (tf.profile) and GPU dispatches of one acting step of a 2-layer HQLT core (D=64, H=4,
  * S=16, B=64; target ≤ 24 kernels) and of one forward+backward of it at T=48 (target ≤ 400), and forward+backward
- * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k). --figures-only stops after them;
+ * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k); the same kernel counts and tokens/s
+ * for a 2-layer GRU (target ≥ 500k). --figures-only stops after them;
  * --smoke measures the throughput at a small size instead (for a software adapter). --profile first prints where
  * one forward+backward of that HQLT-sync core spends its time, per kernel name (GPU timestamps where the device has
  * them, and each kernel call replayed in isolation).
@@ -31,15 +33,20 @@ import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/con
 import { PpoTrainer } from '../training/ppo.js';
 import { benchCores } from './core.js';
 
-const BLENDS = ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'];
+/** The cores --check compares with cpu: every HQLT blend, and the GRU and LSTM (fused GRU kernels on WebGPU). */
+const CHECKED: Record<string, unknown>[] = [
+  ...['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'].map((blend) => ({ type: 'hqlt', blend, heads: 2, window: 8 })),
+  { type: 'gru' },
+  { type: 'lstm' },
+];
 
 async function readAll(ts: tf.Tensor[]): Promise<Float32Array[]> {
   return Promise.all(ts.map(async (t) => (await t.data()) as Float32Array));
 }
 
 /** Sequence-form outputs and gradients of a small HQLT core, read asynchronously. */
-async function coreOutputs(blend: string): Promise<Float32Array[]> {
-  const core = createCore({ type: 'hqlt', blend, dim: 32, layers: 2, heads: 2, window: 8 }, 3);
+async function coreOutputs(config: Record<string, unknown>): Promise<Float32Array[]> {
+  const core = createCore({ dim: 32, layers: 2, ...config } as Parameters<typeof createCore>[0], 3);
   const [B, T] = [4, 40];
   // Inputs made on the host: a GPU's sin() of large arguments is itself off by ~1e-3, which is not the core's error.
   const xs = tf.tensor3d(Float32Array.from({ length: B * T * 32 }, (_, i) => Math.sin(i)), [B, T, 32]);
@@ -173,18 +180,20 @@ const ppoConfig = (backend: string, numEnvs: number, steps: number) =>
 if (values.check) {
   await initBackend('cpu');
   const reference = { core: [] as Float32Array[][], ppo: await ppoWeights(ppoConfig('cpu', 8, 8 * 64 * 3), 3) };
-  for (const blend of BLENDS) reference.core.push(await coreOutputs(blend));
+  for (const config of CHECKED) reference.core.push(await coreOutputs(config));
   await initBackend(values.backend);
   const check: Record<string, number> = {};
-  for (const [i, blend] of BLENDS.entries()) {
-    const [ys, ...grads] = await coreOutputs(blend);
+  for (const [i, config] of CHECKED.entries()) {
+    const [ys, ...grads] = await coreOutputs(config);
     const [refYs, ...refGrads] = reference.core[i];
-    check[`core ${blend}: outputs, max |Δ|/max(1,|ref|)`] = maxRelDiff([ys], [refYs]);
-    check[`core ${blend}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
+    const name = config.type === 'hqlt' ? `core hqlt ${config.blend}` : `core ${config.type}`;
+    check[`${name}: outputs, max |Δ|/max(1,|ref|)`] = maxRelDiff([ys], [refYs]);
+    check[`${name}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
   }
   check['PPO: weights after 3 updates, max |Δ|/max(1,|ref|)'] = maxRelDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
   report.checkAgainstCpu = check;
-  for (const [k, v] of Object.entries(check)) console.log(`${k}: ${v.toExponential(2)}`);
+  // f32 relative 1e-5 for outputs; gradients and PPO weights (which go through 3 updates) are listed against it too.
+  for (const [figure, value] of Object.entries(check)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target: '<= 1e-5' }));
 }
 
 const info = await initBackend(values.backend);
