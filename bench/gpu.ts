@@ -3,16 +3,20 @@
  *
  *   node dist/bench/gpu.js [--backend webgpu] [--check] [--sizes small,batch10] [--ppo-envs 64] [--out file]
  *
- * --check first computes on the cpu backend, then on the chosen one, and reports the largest differences of an
- * HQLT core's sequence form and gradients (every blend) and of the weights after 3 PPO updates. Timings: core
+ * --check first computes on the cpu backend, then on the chosen one, and prints (one JSON line each, target
+ * ≤ 1e-5 relative) the largest differences of a core's sequence form and gradients (every HQLT blend, GRU, LSTM) and
+ * of the weights after 3 PPO updates. Timings: core
  * forward+backward tokens/s at B=64, T=256, D=256, L=2, H=4, S=64 (`small`) and at 10× the batch (`batch10`), and
  * PPO env-steps/s with 64 envs. On a GPU machine: `source .gpu/setup.sh && $NODE dist/bench/gpu.js --check`.
  *
  * First it prints the figures of issue 11, one line each, with the fused WebGPU kernels (memory/webgpu) off and on
  * (--fused off,on): kernels (tf.profile) and GPU dispatches of one acting step of a 2-layer HQLT core (D=64, H=4,
  * S=16, B=64; target ≤ 24 kernels) and of one forward+backward of it at T=48 (target ≤ 400), and forward+backward
- * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k). --figures-only stops after them;
- * --smoke measures the throughput at a small size instead (for a software adapter).
+ * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k); the same kernel counts and tokens/s
+ * for a 2-layer GRU (target ≥ 500k). --figures-only stops after them;
+ * --smoke measures the throughput at a small size instead (for a software adapter). --profile first prints where
+ * one forward+backward of that HQLT-sync core spends its time, per kernel name (GPU timestamps where the device has
+ * them, and each kernel call replayed in isolation).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -23,20 +27,26 @@ import { initBackend, webgpuErrorCount } from '../memory/backend.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
 import { setFusedKernels } from '../memory/webgpu/index.js';
+import { formatKernelTimes, profileKernels, timestampsAvailable } from '../memory/webgpu/profile.js';
 import { buildAgent } from '../training/rl/train.js';
 import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/rl/config.js';
 import { PpoTrainer } from '../training/rl/ppo.js';
 import { benchCores } from './core.js';
 
-const BLENDS = ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'];
+/** The cores --check compares with cpu: every HQLT blend, and the GRU and LSTM (fused GRU kernels on WebGPU). */
+const CHECKED: Record<string, unknown>[] = [
+  ...['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'].map((blend) => ({ type: 'hqlt', blend, heads: 2, window: 8 })),
+  { type: 'gru' },
+  { type: 'lstm' },
+];
 
 async function readAll(ts: tf.Tensor[]): Promise<Float32Array[]> {
   return Promise.all(ts.map(async (t) => (await t.data()) as Float32Array));
 }
 
 /** Sequence-form outputs and gradients of a small HQLT core, read asynchronously. */
-async function coreOutputs(blend: string): Promise<Float32Array[]> {
-  const core = createCore({ type: 'hqlt', blend, dim: 32, layers: 2, heads: 2, window: 8 }, 3);
+async function coreOutputs(config: Record<string, unknown>): Promise<Float32Array[]> {
+  const core = createCore({ dim: 32, layers: 2, ...config } as Parameters<typeof createCore>[0], 3);
   const [B, T] = [4, 40];
   // Inputs made on the host: a GPU's sin() of large arguments is itself off by ~1e-3, which is not the core's error.
   const xs = tf.tensor3d(Float32Array.from({ length: B * T * 32 }, (_, i) => Math.sin(i)), [B, T, 32]);
@@ -119,10 +129,28 @@ async function kernelCounts(): Promise<Record<string, number | null>> {
   train();
   const s = await countDispatches(step);
   const t = await countDispatches(train);
+  // The same forward+backward for a 2-layer GRU core (fused: one recurrence kernel each way per layer).
+  const gru = createCore({ type: 'gru', dim: 64, layers: 2 }, 1);
+  const gruState = gru.initialState(B);
+  const gruTrain = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const r = gru.forward(xs, gruState, startsSeq);
+      disposeState(r.state);
+      return tf.mean(tf.square(r.ys)) as tf.Scalar;
+    }, gru.trainableVariables());
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  gruTrain();
+  const g = await countDispatches(gruTrain);
   tf.dispose([x, xs, starts, startsSeq]);
   disposeState(state);
+  disposeState(gruState);
   core.dispose();
-  return { stepKernels: s.kernels, stepDispatches: s.dispatches, trainKernels: t.kernels, trainDispatches: t.dispatches };
+  gru.dispose();
+  return {
+    stepKernels: s.kernels, stepDispatches: s.dispatches, trainKernels: t.kernels, trainDispatches: t.dispatches,
+    gruTrainKernels: g.kernels, gruTrainDispatches: g.dispatches,
+  };
 }
 
 const { values } = parseArgs({
@@ -130,6 +158,7 @@ const { values } = parseArgs({
     fused: { type: 'string', default: 'off,on' },
     'figures-only': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'webgpu' },
     check: { type: 'boolean', default: false },
     sizes: { type: 'string', default: 'small,batch10' },
@@ -140,6 +169,8 @@ const { values } = parseArgs({
   },
 });
 const report: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+// Before any backend starts: Dawn's flags are fixed when the WebGPU instance is made.
+if (values.profile) process.env.HQLT_WEBGPU_TIMESTAMPS = '1';
 const ppoConfig = (backend: string, numEnvs: number, steps: number) =>
   parseTrainConfig({
     env: 'popgym-RepeatPreviousEasy-v0', numEnvs, rollout: 64, seqLen: 16, steps, backend, checkpointEvery: 0,
@@ -149,22 +180,59 @@ const ppoConfig = (backend: string, numEnvs: number, steps: number) =>
 if (values.check) {
   await initBackend('cpu');
   const reference = { core: [] as Float32Array[][], ppo: await ppoWeights(ppoConfig('cpu', 8, 8 * 64 * 3), 3) };
-  for (const blend of BLENDS) reference.core.push(await coreOutputs(blend));
+  for (const config of CHECKED) reference.core.push(await coreOutputs(config));
   await initBackend(values.backend);
   const check: Record<string, number> = {};
-  for (const [i, blend] of BLENDS.entries()) {
-    const [ys, ...grads] = await coreOutputs(blend);
+  for (const [i, config] of CHECKED.entries()) {
+    const [ys, ...grads] = await coreOutputs(config);
     const [refYs, ...refGrads] = reference.core[i];
-    check[`core ${blend}: outputs, max |Δ|/max(1,|ref|)`] = maxRelDiff([ys], [refYs]);
-    check[`core ${blend}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
+    const name = config.type === 'hqlt' ? `core hqlt ${config.blend}` : `core ${config.type}`;
+    check[`${name}: outputs, max |Δ|/max(1,|ref|)`] = maxRelDiff([ys], [refYs]);
+    check[`${name}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
   }
   check['PPO: weights after 3 updates, max |Δ|/max(1,|ref|)'] = maxRelDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
   report.checkAgainstCpu = check;
-  for (const [k, v] of Object.entries(check)) console.log(`${k}: ${v.toExponential(2)}`);
+  // f32 relative 1e-5 for outputs; gradients and PPO weights (which go through 3 updates) are listed against it too.
+  for (const [figure, value] of Object.entries(check)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target: '<= 1e-5' }));
 }
 
 const info = await initBackend(values.backend);
 report.backend = info.active;
+
+/**
+ * --profile: where the time of one HQLT-sync forward+backward goes, per kernel name (fused kernels on), from GPU
+ * timestamps when the device has them and from replaying each kernel call in isolation.
+ */
+async function profileTraining(size: { batch: number; seqLen: number; dim: number; window: number }): Promise<void> {
+  setFusedKernels(true);
+  const core = createCore({ type: 'hqlt', blend: 'synchronous', dim: size.dim, layers: 2, heads: 4, window: size.window }, 0);
+  const [B, T, D] = [size.batch, size.seqLen, size.dim];
+  const xs = tf.randomNormal([B, T, D], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const es = tf.tidy(() => tf.cast(tf.less(tf.randomUniform([B, T], 0, 1, 'float32', 3), 0.01), 'float32')) as tf.Tensor2D;
+  const state = core.initialState(B);
+  const pass = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const r = core.forward(xs, state, es);
+      disposeState(r.state);
+      return tf.mean(tf.square(r.ys)) as tf.Scalar;
+    }, core.trainableVariables());
+    return [value, ...Object.values(grads)];
+  };
+  const name = `HQLT-sync fwd+bwd, B=${B} T=${T} D=${D} L=2 H=4 S=${size.window}`;
+  const p = await profileKernels(pass);
+  console.log(`\n--profile: ${name}: ${p.wallMs.toFixed(2)} ms per pass (wall, awaited) = ${Math.round((B * T) / (p.wallMs / 1000))} tokens/s`);
+  if (p.timestamps) console.log(`GPU time per kernel name (timestamp queries, one pass):\n${formatKernelTimes(p.timestamps)}`);
+  else console.log(`GPU timestamps: not available on this device (${tf.getBackend()}${tf.getBackend() === 'webgpu' ? ", no 'timestamp-query' feature" : ''}); isolated timings only.`);
+  console.log(`Each kernel call replayed in isolation (wall time per call up to a readback, times calls):\n${formatKernelTimes(p.isolated)}`);
+  report.profile = { size: name, wallMs: p.wallMs, timestampsAvailable: timestampsAvailable(), timestamps: p.timestamps, isolated: p.isolated };
+  tf.dispose([xs, es]);
+  disposeState(state);
+  core.dispose();
+}
+
+if (values.profile) {
+  await profileTraining(values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 });
+}
 
 const figures: Record<string, unknown>[] = [];
 for (const mode of values.fused!.split(',').filter(Boolean)) {
@@ -175,8 +243,8 @@ for (const mode of values.fused!.split(',').filter(Boolean)) {
   // --smoke shrinks the throughput figure (B=4 T=64 D=64 S=16) so the script can be checked on a software adapter.
   const size = values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 };
   const sizeName = `B=${size.batch} T=${size.seqLen} D=${size.dim} L=2 H=4 S=${size.window}`;
-  const [train] = await benchCores({
-    backend: values.backend, types: ['hqlt-sync'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 2, out: '',
+  const [train, gruTrain] = await benchCores({
+    backend: values.backend, types: ['hqlt-sync', 'gru'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 2, out: '',
   });
   const valid = webgpuErrorCount() === errorsBefore;
   const lines: [string, number | null, string][] = [
@@ -186,6 +254,9 @@ for (const mode of values.fused!.split(',').filter(Boolean)) {
     ['fwd+bwd GPU dispatches, same core, T=48', counts.trainDispatches, ''],
     [`HQLT-sync fwd+bwd tokens/s, ${sizeName}`, valid ? Math.round(train!.trainTokensPerSecond) : null, values.smoke ? '' : '>= 600000'],
     [`HQLT-sync acting step ms, ${sizeName}`, valid ? train!.stepMs : null, ''],
+    ['GRU fwd+bwd kernels (tf.profile), 2-layer GRU D=64 B=64 T=48', counts.gruTrainKernels!, ''],
+    ['GRU fwd+bwd GPU dispatches, same core', counts.gruTrainDispatches, ''],
+    [`GRU fwd+bwd tokens/s, B=${size.batch} T=${size.seqLen} D=${size.dim} L=2`, valid ? Math.round(gruTrain!.trainTokensPerSecond) : null, values.smoke ? '' : '>= 500000'],
   ];
   for (const [figure, value, target] of lines) {
     const line = { figure, fused: mode, value, target };

@@ -188,7 +188,10 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   }
   process.env.EGL_PLATFORM ??= 'surfaceless';
   Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([software ? 'backend=opengl' : 'backend=vulkan']);
+  // HQLT_WEBGPU_TIMESTAMPS=1 (bench/gpu.js --profile): expose 'timestamp-query' (tfjs requests it when the adapter
+  // has it) and keep Dawn from quantising timestamps, so per-kernel GPU times are exact.
+  const timestamps = process.env.HQLT_WEBGPU_TIMESTAMPS === '1' ? ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'] : [];
+  const gpu = dawn.create([software ? 'backend=opengl' : 'backend=vulkan', ...timestamps]);
   const adapterOptions = software ? { featureLevel: 'compatibility' } : {};
   const probe = await gpu.requestAdapter(adapterOptions).catch(() => null);
   if (!probe) return false;

@@ -453,7 +453,7 @@ export class HqltLayer implements MixerLayer {
 
   /** Whether `forward` runs the KV-memory as fused kernels (WebGPU; every blend). */
   private fusedKv(): boolean {
-    return fusedKernelsActive() && windowAttentionFits(this.options.rope);
+    return fusedKernelsActive() && windowAttentionFits(this.K, this.V, this.S, this.options.rope);
   }
 
   /** The largest visible key distance at position pos (window, or within the current chunk). */

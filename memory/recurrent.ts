@@ -12,6 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { MixerLayer, NamedWeight, State, StepResult, ForwardResult } from './core.js';
 import { linear, matMul2d, recording, transpose2d } from './ops.js';
 import { uniformVariable } from './weights.js';
+import { fusedKernelsActive } from './webgpu/index.js';
+import { fusedGruSequence, gruSequenceFits } from './webgpu/recurrent.js';
 
 export type RecurrentKind = 'gru' | 'lstm';
 
@@ -98,7 +100,9 @@ export class RecurrentMixer implements MixerLayer {
         // b_hr and b_hz add to the input projection; b_hn stays inside r ⊙ (W_hn h + b_hn).
         const [bRz, bN] = tf.split(this.bHh, [2 * d, d]);
         const giAll = tf.add(gi, tf.concat([bRz!, tf.zerosLike(bN!)])) as tf.Tensor3D;
-        const ys = gruScan(giAll, state.h as tf.Tensor2D, this.wHh as tf.Tensor2D, bN as tf.Tensor1D, keep);
+        // On WebGPU the whole recurrence (and its backward) is one kernel instead of a few ops per step.
+        const scan = fusedKernelsActive() && gruSequenceFits(d) ? fusedGruSequence : gruScan;
+        const ys = scan(giAll, state.h as tf.Tensor2D, this.wHh as tf.Tensor2D, bN as tf.Tensor1D, keep);
         const next: State = { h: tf.reshape(tf.slice(ys, [0, T - 1, 0], [B, 1, d]), [B, d]) };
         return { ys, state: next };
       }

@@ -121,8 +121,10 @@ function stepCase(seed: number, blends: readonly Blend[]): Case {
 // ------------------------------------------------------------------------------------------------------------
 // Sequence form: outputs, final state and gradients (weights, inputs, initial state) of a random layer.
 
-function sequenceCase(seed: number, blends: readonly Blend[], memories: HqltLayerOptions['memories']): Case {
-  const options = { ...randomLayerOptions(makeRng(`seq-options${seed}`), blends), memories };
+function sequenceCase(seed: number, blends: readonly Blend[], memories: HqltLayerOptions['memories'], long?: { T: number; window: number }): Case {
+  const random = randomLayerOptions(makeRng(`seq-options${seed}`), blends);
+  // Long cases run with RoPE (per-head key width 8).
+  const options = { ...random, memories, ...(long ? { window: long.window, rope: true, keyDim: 8 * random.heads } : {}) };
   return {
     name: `sequence ${seed}: ${JSON.stringify(options)}`,
     run: async () => {
@@ -130,7 +132,7 @@ function sequenceCase(seed: number, blends: readonly Blend[], memories: HqltLaye
       const layer = new HqltLayer(options, makeRng(`seq-weights${seed}`));
       const B = int(rng, 1, 3);
       // Shorter and longer than the window, and rarely a multiple of the chunk length 16.
-      const T = int(rng, 1, 2 * options.window + 20);
+      const T = long?.T ?? int(rng, 1, 2 * options.window + 20);
       const xs = hostTensor(rng, [B, T, options.dim]) as tf.Tensor3D;
       const starts = tf.tensor2d(Array.from({ length: B * T }, () => (rng() < 0.15 ? 1 : 0)), [B, T]);
       const state = randomState(layer, B, rng);
@@ -229,6 +231,12 @@ const ROW_CASES = [
 const FW_CASES = Array.from({ length: 10 }, (_, i) => sequenceCase(i, ['synchronous', 'delayed-streaming'], i % 3 ? 'fw' : 'both'));
 const KV_CASES = Array.from({ length: 10 }, (_, i) =>
   sequenceCase(100 + i, ['synchronous', 'delayed-streaming', 'delayed-chunk', 'synchronous-linear'], i % 3 ? 'kv' : 'both'),
+);
+// Longer runs: several workgroups of query rows along time and several staged chunks of distances per window.
+KV_CASES.push(
+  sequenceCase(200, ['synchronous'], 'kv', { T: 150, window: 40 }),
+  sequenceCase(201, ['delayed-chunk'], 'kv', { T: 131, window: 21 }),
+  sequenceCase(202, ['synchronous', 'delayed-streaming'], 'both', { T: 100, window: 70 }),
 );
 const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES];
 

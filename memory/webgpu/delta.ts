@@ -37,12 +37,12 @@ export interface DeltaRuleInputs {
 
 const INPUTS = ['q', 'k', 'v', 'beta', 'w0', 'keep'] as const;
 const threads = (d: Pick<Dims, 'K' | 'V'>) => workgroupFor(Math.max(d.K, d.V));
-const sharedBytes = (d: Pick<Dims, 'K' | 'V'>) => 4 * (d.V * d.K + 4 * d.K + 5 * d.V);
+const sharedBytes = (d: Pick<Dims, 'K' | 'V'>) => 4 * (d.V * (d.K + 1) + 4 * d.K + 5 * d.V);
 
 /** Whether the kernels fit the active device for per-head widths K and V. */
 export function deltaRuleFits(K: number, V: number): boolean {
-  // The backward program binds 8 inputs and 7 outputs.
-  return fits(sharedBytes({ K, V }), threads({ K, V }), 15);
+  // The backward program binds 8 inputs and 8 outputs.
+  return fits(sharedBytes({ K, V }), threads({ K, V }), 16);
 }
 
 function dimsOf(q: tf.TensorInfo, v: tf.TensorInfo): Dims {
@@ -57,7 +57,9 @@ function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
     store === 'reads' ? `out_o[vAt(t) + v] = o * r.x * ${lit(1 / Math.sqrt(K))};` : 'out_delta[sAt(t) + v] = delta;';
   return /* wgsl */ `
 ${ACTIVATIONS}
-var<workgroup> W: array<f32, ${V * K}>;
+// Rows padded to K + 1: invocation v walks row v, and with a stride of K (a multiple of 32 for the usual widths)
+// all of a warp's accesses fall in one shared-memory bank (a 32-way conflict on every W access).
+var<workgroup> W: array<f32, ${V * (K + 1)}>;
 var<workgroup> sfq: array<f32, ${K}>;
 var<workgroup> sfk: array<f32, ${K}>;
 var<workgroup> sdq: array<f32, ${K}>;
@@ -87,35 +89,52 @@ fn load(t: u32, lid: u32) {
   ${strided('v', V, NT)} { sv[v] = in_v[vAt(t) + v]; }
 }
 
-/** 1/|SiLU(q)| and 1/|SiLU(k)| (φ = SiLU(x) times this), computed by every invocation. */
-fn norms() -> vec2<f32> {
-  var n = vec2<f32>(0.0);
-  for (var i = 0u; i < ${K}u; i++) { n += vec2<f32>(sfq[i] * sfq[i], sfk[i] * sfk[i]); }
-  return inverseSqrt(n + 1e-6);
+/** W's padded index of element e of a row-major V×K matrix. */
+fn wAt(e: u32) -> u32 { return (e / ${K}u) * ${K + 1}u + e % ${K}u; }
+
+/**
+ * 1/|SiLU(q_t)| and 1/|SiLU(k_t)| (φ = SiLU(x) times this) of every step into the scratch rn [B, H, T, 2], in
+ * parallel over steps before the sweeps: per step, every invocation would otherwise redo the two K-long sums.
+ */
+fn computeNorms(lid: u32) {
+  ${strided('t', T, NT)} {
+    var n = vec2<f32>(0.0);
+    for (var i = 0u; i < ${K}u; i++) {
+      let a = silu_(in_q[kAt(t) + i]);
+      let c = silu_(in_k[kAt(t) + i]);
+      n += vec2<f32>(a * a, c * c);
+    }
+    let r = inverseSqrt(n + 1e-6);
+    out_rn[(head * ${T}u + t) * 2u] = r.x;
+    out_rn[(head * ${T}u + t) * 2u + 1u] = r.y;
+  }
+  storageBarrier();
 }
+fn norms(t: u32) -> vec2<f32> { return vec2<f32>(out_rn[(head * ${T}u + t) * 2u], out_rn[(head * ${T}u + t) * 2u + 1u]); }
 
 fn loadState(lid: u32) {
-  ${strided('e', V * K, NT)} { W[e] = in_w0[head * ${V * K}u + e]; }
+  ${strided('e', V * K, NT)} { W[wAt(e)] = in_w0[head * ${V * K}u + e]; }
 }
 
 /** The forward recurrence; writes the reads (o) or, for the backward pass, every δ_t. */
 fn forwardSweep(lid: u32) {
+  computeNorms(lid);
   loadState(lid);
   for (var t = 0u; t < ${T}u; t++) {
     workgroupBarrier();
     load(t, lid);
     workgroupBarrier();
-    let r = norms();
+    let r = norms(t);
     let keep = in_keep[b * ${T}u + t];
     let beta = in_beta[hAt(t)];
     ${strided('v', V, NT)} {
       var u = 0.0;
-      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K}u + j] * sfk[j]; }
+      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K + 1}u + j] * sfk[j]; }
       let delta = beta * (sv[v] - keep * r.y * u);
       var o = 0.0;
       for (var j = 0u; j < ${K}u; j++) {
-        let w = keep * W[v * ${K}u + j] + delta * r.y * sfk[j];
-        W[v * ${K}u + j] = w;
+        let w = keep * W[v * ${K + 1}u + j] + delta * r.y * sfk[j];
+        W[v * ${K + 1}u + j] = w;
         o += w * sfq[j];
       }
       ${write}
@@ -136,7 +155,7 @@ fn main(wg: u32, lid: u32) {
   h = wg % ${H}u;
   head = wg;
   forwardSweep(lid);
-  ${strided('e', V * K, NT)} { out_wT[head * ${V * K}u + e] = W[e]; }
+  ${strided('e', V * K, NT)} { out_wT[head * ${V * K}u + e] = W[wAt(e)]; }
 }
 `;
   return {
@@ -145,6 +164,7 @@ fn main(wg: u32, lid: u32) {
     outputs: [
       { name: 'o', shape: [B, T, H, V] },
       { name: 'wT', shape: [B, H, V, K] },
+      { name: 'rn', shape: [B, H, T, 2] }, // scratch
     ],
     workgroupSize: NT,
     workgroups: B * H,
@@ -170,7 +190,7 @@ fn main(wg: u32, lid: u32) {
 
   // 2. Reverse sweep over dW: dW_t += s dO_t φ(q_t)ᵀ, dδ_t = dW_t φ(k_t), dφ(k_t) ⊇ dW_tᵀ δ_t,
   //    dW_{t-1} = keep (dW_t − β dδ_t φ(k_t)ᵀ).
-  ${strided('e', V * K, NT)} { W[e] = in_dwT[head * ${V * K}u + e]; }
+  ${strided('e', V * K, NT)} { W[wAt(e)] = in_dwT[head * ${V * K}u + e]; }
   for (var n = 0u; n < ${T}u; n++) {
     let t = ${T - 1}u - n;
     workgroupBarrier();
@@ -180,15 +200,15 @@ fn main(wg: u32, lid: u32) {
       sdl[v] = out_delta[sAt(t) + v];
     }
     workgroupBarrier();
-    let r = norms();
+    let r = norms(t);
     let keep = in_keep[b * ${T}u + t];
     let beta = in_beta[hAt(t)];
     ${strided('v', V, NT)} {
       let g = sa[v] * ${scale} * r.x;
       var dd = 0.0;
       for (var j = 0u; j < ${K}u; j++) {
-        let dw = W[v * ${K}u + j] + g * sfq[j];
-        W[v * ${K}u + j] = dw;
+        let dw = W[v * ${K + 1}u + j] + g * sfq[j];
+        W[v * ${K + 1}u + j] = dw;
         dd += dw * sfk[j];
       }
       dd *= r.y;
@@ -199,17 +219,17 @@ fn main(wg: u32, lid: u32) {
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K}u + j] * sdl[v]; }
+      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K + 1}u + j] * sdl[v]; }
       out_dk[kAt(t) + j] = a;
     }
     workgroupBarrier();
     ${strided('v', V, NT)} {
       let c = beta * sb[v] * r.y;
-      for (var j = 0u; j < ${K}u; j++) { W[v * ${K}u + j] = keep * (W[v * ${K}u + j] - c * sfk[j]); }
+      for (var j = 0u; j < ${K}u; j++) { W[v * ${K + 1}u + j] = keep * (W[v * ${K + 1}u + j] - c * sfk[j]); }
     }
   }
   workgroupBarrier();
-  ${strided('e', V * K, NT)} { out_dw0[head * ${V * K}u + e] = W[e]; }
+  ${strided('e', V * K, NT)} { out_dw0[head * ${V * K}u + e] = W[wAt(e)]; }
   storageBarrier();
 
   // 3. Forward sweep rebuilding W: dφ(k_t) −= β keep W_{t-1}ᵀ dδ_t, dβ_t = dδ_t · (v_t − u_t),
@@ -224,29 +244,29 @@ fn main(wg: u32, lid: u32) {
       sb[v] = out_dd[sAt(t) + v];
     }
     workgroupBarrier();
-    let r = norms();
+    let r = norms(t);
     let keep = in_keep[b * ${T}u + t];
     let beta = in_beta[hAt(t)];
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K}u + j] * sb[v]; }
+      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K + 1}u + j] * sb[v]; }
       sdk[j] = out_dk[kAt(t) + j] - beta * keep * a;
     }
     ${strided('v', V, NT)} {
       var u = 0.0;
-      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K}u + j] * sfk[j]; }
+      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K + 1}u + j] * sfk[j]; }
       let e = sv[v] - keep * r.y * u;
       se[v] = sb[v] * e;
       sdl[v] = beta * e;
     }
     workgroupBarrier();
     ${strided('v', V, NT)} {
-      for (var j = 0u; j < ${K}u; j++) { W[v * ${K}u + j] = keep * W[v * ${K}u + j] + sdl[v] * r.y * sfk[j]; }
+      for (var j = 0u; j < ${K}u; j++) { W[v * ${K + 1}u + j] = keep * W[v * ${K + 1}u + j] + sdl[v] * r.y * sfk[j]; }
     }
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K}u + j] * sa[v]; }
+      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K + 1}u + j] * sa[v]; }
       sdq[j] = a * ${scale};
     }
     workgroupBarrier();
@@ -279,6 +299,7 @@ fn main(wg: u32, lid: u32) {
       // Scratch: δ_t and dδ_t of every step.
       { name: 'delta', shape: [B, H, T, V] },
       { name: 'dd', shape: [B, H, T, V] },
+      { name: 'rn', shape: [B, H, T, 2] },
     ],
     workgroupSize: NT,
     workgroups: B * H,
@@ -300,7 +321,9 @@ function register(): void {
     backendName: 'webgpu',
     kernelFunc: ({ inputs, backend }) => {
       const p = forwardProgram(dimsOf(inputs.q!, inputs.v!));
-      return runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
+      const [o, wT, rn] = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
+      (backend as Disposer).disposeData(rn!.dataId);
+      return [o!, wT!];
     },
   });
   tf.registerKernel({
