@@ -68,7 +68,6 @@ describe('fused GRU sequence kernels (software adapter) against tfjs ops on cpu'
     await initBackend('cpu');
     for (const c of CASES) reference.set(c.name, await c.run());
     process.env.HQLT_WEBGPU_ADAPTER = 'software';
-    process.env.HQLT_FUSED_GRU = '1'; // opt-in for now (memory/webgpu/recurrent.ts says why)
     await initBackend('webgpu');
   }, 300_000);
 

@@ -40,14 +40,9 @@ function rowsFor(B: number, D: number): number {
   return R;
 }
 
-/**
- * Whether the fused GRU kernels are on and fit the active device for hidden width D. Off unless HQLT_FUSED_GRU=1:
- * on an H200 their outputs differed from the cpu backend (`bench/gpu.js --check`, 2026-11-29) while Mesa's
- * software adapter matches, so they stay opt-in until that is found.
- */
+/** Whether the fused GRU kernels fit the active device for hidden width D. */
 export function gruSequenceFits(D: number): boolean {
-  const enabled = typeof process !== 'undefined' && process.env.HQLT_FUSED_GRU === '1';
-  return enabled && fits(sharedBytes(D, 1), workgroupFor(D), 8);
+  return fits(sharedBytes(D, 1), workgroupFor(D), 8);
 }
 
 /** WGSL shared by both programs: layout and the rows of this workgroup. */
@@ -77,9 +72,9 @@ fn main(wg: u32, lid: u32) {
   for (var t = 0u; t < ${T}u; t++) {
     workgroupBarrier();
     ${strided('u', D, NT)} {
-      var ar: array<f32, ${R}>;
-      var az: array<f32, ${R}>;
-      var an: array<f32, ${R}>;
+      var ar = array<f32, ${R}>(); // explicit: a declaration in a loop is not re-zeroed on every backend (NVIDIA)
+      var az = array<f32, ${R}>();
+      var an = array<f32, ${R}>();
       for (var k = 0u; k < ${D}u; k++) {
         let w = in_whh[k * ${3 * D}u + u];
         let wz = in_whh[k * ${3 * D}u + ${D}u + u];
@@ -177,7 +172,7 @@ fn main(wg: u32, lid: u32) {
     }
     workgroupBarrier();
     ${strided('k', D, NT)} {
-      var acc: array<f32, ${R}>;
+      var acc = array<f32, ${R}>();
       for (var c = 0u; c < ${3 * D}u; c++) {
         let w = in_whhT[c * ${D}u + k];
         for (var r = 0u; r < ${R}u; r++) { acc[r] += dgs[r * ${3 * D}u + c] * w; }
