@@ -145,7 +145,7 @@ body{font:14px system-ui,sans-serif;margin:0;background:#fafafa;color:#222}
 header{display:flex;gap:16px;align-items:baseline;padding:8px 16px;background:#1f2933;color:#f5f7fa}
 header h1{font-size:18px;margin:0}#backend{margin-left:auto;opacity:.8}
 .controls{display:flex;gap:8px;align-items:center;padding:6px 16px;border-bottom:1px solid #ddd;flex-wrap:wrap}
-#scrubber{flex:1;min-width:240px}#live input[type=number]{width:70px}
+#scrubber{flex:1;min-width:240px}#live input[type=number]{width:70px}#live input[type=file]{width:190px}#live-status{margin-left:auto;opacity:.8}
 main{display:flex;gap:12px;padding:12px;align-items:flex-start}
 .panel{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px}.wide{flex:1;min-width:0;overflow-x:auto}
 h2{font-size:14px;margin:8px 0 4px}

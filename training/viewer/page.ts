@@ -49,6 +49,8 @@ const episodes: { label: string; episode: RecordedEpisode }[] = (recording?.epis
   episode: e,
 }));
 const views = new Map<string, vega.View>();
+/** Step axes: whole steps only. */
+const STEP_AXIS = { tickMinStep: 1, format: 'd' };
 let episodeIndex = 0;
 let stepIndex = 0;
 
@@ -105,9 +107,10 @@ function buildLayout(): void {
     el('label', {}, ' steps '),
     el('input', { id: 'live-steps', type: 'number', value: '50' }),
     el('button', { id: 'live-run' }, 'run agent in the browser'),
-    el('label', {}, ' agent: '),
-    el('input', { id: 'live-weights', type: 'file', accept: '.safetensors', title: 'weights.safetensors' }),
-    el('input', { id: 'live-config', type: 'file', accept: '.json', title: 'trainer.json or config.json' }),
+    el('label', { for: 'live-weights' }, ' load an agent: weights '),
+    el('input', { id: 'live-weights', type: 'file', accept: '.safetensors', title: 'checkpoint/weights.safetensors' }),
+    el('label', { for: 'live-config' }, ' config '),
+    el('input', { id: 'live-config', type: 'file', accept: '.json', title: 'checkpoint/trainer.json, or the run config' }),
     el('span', { id: 'live-status' }, agent ? `agent: ${agent.config.core.type} on ${agent.config.env}` : 'no agent loaded'),
   );
   const grid = el('main');
@@ -197,7 +200,7 @@ async function drawCharts(): Promise<void> {
       transform: [{ filter: 'datum.t == cur' }],
       mark: 'bar',
       encoding: {
-        x: { field: 'j', type: 'quantitative', title: 'past step', scale: { domain: [-0.5, T - 0.5] } },
+        x: { field: 'j', type: 'quantitative', title: 'past step', scale: { domain: [-0.5, T - 0.5] }, axis: STEP_AXIS },
         y: { field: 's', type: 'quantitative', title: '‖∂ log π / ∂ obs‖' },
         tooltip: [{ field: 'j' }, { field: 's', format: '.4g' }],
       },
@@ -257,7 +260,7 @@ async function drawCharts(): Promise<void> {
             {
               mark: { type: 'line', point: T < 60 },
               encoding: {
-                x: { field: 't', type: 'quantitative', title: 'step' },
+                x: { field: 't', type: 'quantitative', title: 'step', axis: STEP_AXIS },
                 y: { field: 'value', type: 'quantitative', title: null },
                 color: { field: 'head', type: 'nominal', title: 'head' },
                 tooltip: [{ field: 't' }, { field: 'head' }, { field: 'value', format: '.4f' }],
