@@ -66,6 +66,12 @@ describe('hqlt record', () => {
     }
   });
 
+  it('records the saliency of the steps asked for only', async () => {
+    const r = await runRecord({ run, episodes: 1, seed: 3, saliency: [0, -1] });
+    const steps = r.episodes[0]!.steps;
+    expect(steps.map((s) => s.saliency?.length ?? 0)).toEqual(steps.map((_, t) => (t === 0 || t === steps.length - 1 ? t + 1 : 0)));
+  });
+
   it('live mode (the page’s code) plays the recorded episode of the same seed in Node', async () => {
     const recording = await runRecord({ run, episodes: 1, numEnvs: 1, seed: 11, deterministic: true, saliency: false });
     const agent = exportedAgent(run);
@@ -172,5 +178,28 @@ describeUnless(noChromium, 'hqlt view in headless Chromium', () => {
     expect(await page.locator('#episode option').count()).toBe(3);
     expect(await api((v) => v.current())).toEqual({ episode: 2, step: 0 });
     expect(errors).toEqual([]);
+  });
+
+  it('a page without an agent loads an exported one (weights.safetensors + trainer.json) and plays it', async () => {
+    const file = join(out, 'episodes-only.html');
+    writeFileSync(file, await viewerHtml({ recording }));
+    const other = await context.newPage();
+    const otherErrors: string[] = [];
+    other.on('console', (m) => m.type() === 'error' && otherErrors.push(m.text()));
+    other.on('pageerror', (e) => otherErrors.push(e.message));
+    await other.goto(pathToFileURL(file).href);
+    await other.waitForFunction('window.hqltViewer !== undefined');
+    await other.evaluate('window.hqltViewer.ready');
+    expect(await other.locator('#live-status').textContent()).toBe('no agent loaded');
+    await other.locator('#live-weights').setInputFiles(join(run, 'checkpoint', 'weights.safetensors'));
+    await other.locator('#live-config').setInputFiles(join(run, 'checkpoint', 'trainer.json'));
+    await expect.poll(() => other.locator('#live-status').textContent()).toBe('agent: hqlt on PassiveTMazeShort-v0');
+    await other.locator('#live-seed').fill('11');
+    await other.locator('#live-run').click();
+    await expect.poll(() => other.locator('#episode option').count()).toBe(3);
+    const live = (await other.evaluate('window.hqltViewer.episodes()[2]')) as Recording['episodes'][number];
+    expect(live.steps.map((s) => s.action)).toEqual(actionsOf(recording)[0]);
+    expect(otherErrors).toEqual([]);
+    await other.close();
   });
 });

@@ -2,9 +2,18 @@
  * `hqlt record`: plays episodes with a trained agent (as `hqlt eval` would, same seed and plan) and writes them with
  * frames, policy, values, the memory's internals and saliency to a JSON file for `hqlt view`.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { backendOption, intArg, positiveIntArg } from './options.js';
 import { runRecord, writeRecording, type RecordOptions } from '../../training/rl/record.js';
+import type { SaliencySteps } from '../../training/viewer/episode.js';
+
+/** `--saliency-steps`: all, none, or a list of integers. */
+function saliencySteps(v: string): SaliencySteps {
+  if (v === 'all' || v === 'none') return v === 'all';
+  const steps = v.split(',').map((s) => Number(s.trim()));
+  if (!steps.length || steps.some((n) => !Number.isInteger(n))) throw new InvalidArgumentError('Expected all, none, or integers like 0,5,-1.');
+  return steps;
+}
 
 export function registerRecord(program: Command): void {
   program
@@ -18,10 +27,10 @@ export function registerRecord(program: Command): void {
     .option('--seed <n>', 'env and sampling seed (default: the run seed + 10007, as hqlt eval)', intArg)
     .option('--num-envs <n>', 'parallel envs (default: as hqlt eval)', positiveIntArg)
     .option('--no-introspect', 'leave out the memory internals')
-    .option('--no-saliency', 'leave out the saliency (one backward pass per step)')
+    .option('--saliency-steps <list>', 'steps whose saliency to record: all (default), none, or indices like 0,5,-1 (−1: last)', saliencySteps)
     .addOption(backendOption())
-    .action(async (o: RecordOptions & { out: string }) => {
-      const recording = await runRecord(o);
+    .action(async (o: Omit<RecordOptions, 'saliency'> & { out: string; saliencySteps?: SaliencySteps }) => {
+      const recording = await runRecord({ ...o, saliency: o.saliencySteps });
       writeRecording(o.out, recording);
       const steps = recording.episodes.reduce((a, e) => a + e.steps.length, 0);
       const returns = recording.episodes.map((e) => e.return.toFixed(3)).join(', ');

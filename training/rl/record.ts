@@ -18,6 +18,7 @@ import {
   renderOf,
   type RecordedEpisode,
   type Recording,
+  type SaliencySteps,
 } from '../viewer/episode.js';
 import { loadCheckpoint, readCheckpointConfig } from './checkpoint.js';
 import { evalPlan } from './evaluate.js';
@@ -35,8 +36,8 @@ export interface RecordOptions {
   numEnvs?: number;
   /** Record the memory's internals (default true). */
   introspect?: boolean;
-  /** Record each step's saliency over its past (default true). */
-  saliency?: boolean;
+  /** The steps whose saliency over their past is recorded (default all; see `SaliencySteps`). */
+  saliency?: SaliencySteps;
   backend?: string;
 }
 

@@ -113,8 +113,14 @@ export function toJson(x: unknown): unknown {
 }
 
 /**
+ * Which steps get a saliency: all, none, or the listed ones (negative indices count from the end: −1 is the last).
+ * Each costs a backward pass over the episode up to that step.
+ */
+export type SaliencySteps = boolean | number[];
+
+/**
  * Collects one stream's episode from `act` results: `add` before the env step, `reward` after it, `finish` at the
- * end (which computes the saliency of every step when asked).
+ * end (which computes the saliency of the steps asked for).
  */
 export class EpisodeBuilder {
   private readonly steps: RecordedStep[] = [];
@@ -159,10 +165,13 @@ export class EpisodeBuilder {
     if (last) last.reward = r;
   }
 
-  /** The episode; with `saliency`, each step's saliency over its past (one backward pass per step). */
-  async finish(stream: number, saliency: boolean): Promise<RecordedEpisode> {
+  /** The episode, with the saliency over its past of the steps `saliency` names. */
+  async finish(stream: number, saliency: SaliencySteps): Promise<RecordedEpisode> {
     const L = this.steps.length;
-    if (saliency && L > 0) {
+    const chosen =
+      saliency === true ? this.steps.map((_, t) => t) : saliency === false ? [] : [...new Set(saliency.map((t) => (t < 0 ? L + t : t)))];
+    const steps = chosen.filter((t) => t >= 0 && t < L).sort((a, b) => a - b);
+    if (steps.length) {
       const F = this.agent.encoder.dim;
       const A = this.agent.distribution.actionDim;
       const features = new Float32Array(L * F);
@@ -174,7 +183,7 @@ export class EpisodeBuilder {
       const batch = { batch: 1, length: L, features, actions, episodeStart };
       const state = this.agent.initialState(1);
       try {
-        for (let t = 0; t < L; t++) {
+        for (const t of steps) {
           const s = await this.agent.saliency(batch, state, t);
           this.steps[t]!.saliency = Array.from(s.subarray(0, t + 1));
         }

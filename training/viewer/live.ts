@@ -11,7 +11,7 @@ import { disposeState } from '../../memory/state.js';
 import { assignWeights } from '../../memory/weights.js';
 import { decodeSafetensors } from '../../util/safetensors.js';
 import { deriveSeed, makeRng } from '../../util/random.js';
-import { EpisodeBuilder, enableRender, renderOf, type RecordedEpisode } from './episode.js';
+import { EpisodeBuilder, enableRender, renderOf, type RecordedEpisode, type SaliencySteps } from './episode.js';
 
 /** The part of a run's config that builds its agent (a `TrainConfig` has all of it). */
 export interface AgentConfig {
@@ -29,7 +29,7 @@ export interface LiveOptions {
   maxSteps: number;
   deterministic: boolean;
   introspect: boolean;
-  saliency: boolean;
+  saliency: SaliencySteps;
   /** Called after each step (e.g. to draw progress); may be async. */
   onStep?: (t: number) => void | Promise<void>;
 }
