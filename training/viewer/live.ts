@@ -3,6 +3,9 @@
  * on one env, the way `hqlt record --num-envs 1` does (same env seed, same sampling stream). Node-free: the viewer
  * page bundles it and runs it with tfjs in the browser; tests run the same function in Node to compare actions.
  */
+import '../../envs/popgym/register-games.js';
+import '../../envs/popgym/register-control.js';
+import '../../envs/tasks/register.js';
 import { make } from '../../envs/registry.js';
 import { RecurrentAgent } from '../../agents/agent.js';
 import type { CoreConfig } from '../../memory/core.js';

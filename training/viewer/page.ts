@@ -11,9 +11,6 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import '../../envs/popgym/register-games.js';
-import '../../envs/popgym/register-control.js';
-import '../../envs/tasks/register.js';
 import { checkRecording, decodeFrame, type RecordedEpisode, type RecordedStep, type Recording } from './episode.js';
 import { agentConfigOf, playLive, type AgentConfig } from './live.js';
 import { attentionCells, memorySeries, saliencyBars, type ViewerPayload } from './payload.js';
@@ -171,9 +168,13 @@ function drawInfo(steps: RecordedStep[], t: number): void {
   row('observation', el('code', {}, JSON.stringify(step.obs).slice(0, 400)));
 }
 
-async function makeView(name: string, container: HTMLElement, spec: TopLevelSpec): Promise<vega.View> {
+/** Above this many marks a chart draws on a canvas: SVG keeps a DOM node per mark (and labels it for screen readers). */
+const SVG_MAX_MARKS = 20_000;
+
+async function makeView(name: string, container: HTMLElement, spec: TopLevelSpec, marks: number): Promise<vega.View> {
   views.get(name)?.finalize();
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'svg', container, hover: true });
+  const renderer = marks > SVG_MAX_MARKS ? 'canvas' : 'svg';
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer, container, hover: true });
   views.set(name, view);
   await view.runAsync();
   return view;
@@ -204,7 +205,7 @@ async function drawCharts(): Promise<void> {
         y: { field: 's', type: 'quantitative', title: '‖∂ log π / ∂ obs‖' },
         tooltip: [{ field: 'j' }, { field: 's', format: '.4g' }],
       },
-    });
+    }, sal.length);
   } else byId('saliency').textContent = 'not recorded';
   const first = ep.steps[0]?.memory ?? {};
   const layerIds = [...new Set(Object.keys(first).map((k) => k.replace(/\.[^.]+$/, '')))].sort();
@@ -217,11 +218,14 @@ async function drawCharts(): Promise<void> {
     layers.append(box);
     const cells = attentionCells(ep, layer);
     if (cells.length) {
+      // Query rows within `span` steps of the current one: a long episode's band would be a few pixels wide.
+      const span = Math.max(12, 2 * (first[`${layer}.attention`]?.shape[1] ?? 0));
       await makeView(`attention.${layer}`, att, {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        title: 'KV attention over the window (row = query step, current step outlined)',
+        title: `KV attention over the window (row = query step within ${span} of the current one, outlined)`,
         data: { name: 'cells', values: cells },
         params: cur,
+        transform: [{ filter: `abs(datum.t - cur) <= ${span}` }],
         facet: { column: { field: 'head', type: 'ordinal', title: 'head' } },
         spec: {
           width: 220,
@@ -243,7 +247,7 @@ async function drawCharts(): Promise<void> {
             },
           ],
         },
-      });
+      }, cells.length);
     }
     const series = memorySeries(ep, layer);
     if (series.length) {
@@ -269,7 +273,7 @@ async function drawCharts(): Promise<void> {
             { transform: [{ filter: 'datum.t == cur' }], mark: { type: 'rule', color: '#ff3b30' }, encoding: { x: { field: 't', type: 'quantitative' } } },
           ],
         },
-      });
+      }, series.length);
     }
   }
 }
