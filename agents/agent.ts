@@ -28,6 +28,14 @@ export interface ActOptions {
   deterministic?: boolean;
   /** Generator for sampling (default: the agent's own, seeded from its seed). */
   rng?: () => number;
+  /** Also read the memory's internals of this step (`ActResult.introspection`); off costs nothing. */
+  introspect?: boolean;
+}
+
+/** A tensor read back to the host. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
 }
 
 export interface ActResult<A = unknown> {
@@ -41,6 +49,10 @@ export interface ActResult<A = unknown> {
   features: Float32Array;
   /** The next recurrent state; the caller owns it (and still owns the state it passed in). */
   state: State;
+  /** The distribution's host parameters per stream [B × paramDim] (action probabilities for discrete actions). */
+  policy: Float32Array;
+  /** With `introspect`: the core's internals by name (see `memory/core.ts` `Introspection`), batch first. */
+  introspection?: Record<string, HostTensor>;
 }
 
 /** B sequences of L steps, row-major [B, L, ...], as `evaluate` consumes them. */
@@ -157,16 +169,16 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     return tf.relu(tf.add(linear(x, this.w.inW as tf.Tensor2D), this.w.inB));
   }
 
-  private stepForward(features: Float32Array, state: State, episodeStart: ArrayLike<number>) {
+  private stepForward(features: Float32Array, state: State, episodeStart: ArrayLike<number>, introspect = false) {
     const batch = episodeStart.length;
     return tf.tidy(() => {
       const starts = tf.tensor1d(Float32Array.from(episodeStart));
       const x = tf.tensor2d(features, [batch, this.encoder.dim]);
       const h = this.project(x, state[PREV], starts) as tf.Tensor2D;
-      const out = this.core.step(h, subState(state, CORE), starts);
+      const out = this.core.step(h, subState(state, CORE), starts, introspect ? { introspect } : undefined);
       const { params, values } = this.heads(out.y);
       const host = tf.concat([this.distribution.hostParams(params), tf.expandDims(values, 1)], 1) as tf.Tensor2D;
-      return { host, coreState: out.state };
+      return { host, coreState: out.state, introspection: out.introspection ?? {} };
     });
   }
 
@@ -180,9 +192,10 @@ export class RecurrentAgent<O = unknown, A = unknown> {
       throw new Error(`act: ${batch} observations but ${episodeStart.length} episode-start flags.`);
     }
     const features = this.encoder.encode(obs);
-    const { host, coreState } = this.stepForward(features, state, episodeStart);
+    const { host, coreState, introspection } = this.stepForward(features, state, episodeStart, opts.introspect);
     const data = (await host.data()) as Float32Array;
     host.dispose();
+    const internals = opts.introspect ? await readHost(introspection) : undefined;
     const width = host.shape[1];
     const pWidth = width - 1;
     const params = new Float32Array(batch * pWidth);
@@ -201,7 +214,9 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     for (let b = 0; b < batch; b++) {
       actions.push(d.toEnv(pick.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)) as A);
     }
-    return { actions, actionData: pick.actions, logProbs: pick.logProbs, values, features, state: next };
+    const result: ActResult<A> = { actions, actionData: pick.actions, logProbs: pick.logProbs, values, features, state: next, policy: params };
+    if (internals) result.introspection = internals;
+    return result;
   }
 
   /** V(history) for B streams at one step, without advancing the state (e.g. to bootstrap a rollout). */
@@ -219,11 +234,47 @@ export class RecurrentAgent<O = unknown, A = unknown> {
    * from `state` (one row per sequence). Differentiable with respect to every trainable variable.
    */
   evaluate(batch: SequenceBatch, state: State): EvaluateResult {
+    return tf.tidy(() => {
+      const features = tf.tensor3d(batch.features, [batch.batch, batch.length, this.encoder.dim]);
+      const { logProbs, entropy, values } = this.evaluateFeatures(features, batch, state);
+      return { logProbs, entropy, values };
+    });
+  }
+
+  /**
+   * Saliency of step `t` of sequence 0: for each step j ≤ t, the L2 norm of ∂ log π(a_t | history) / ∂ features_j
+   * through the sequence form ([L], zero after t).
+   */
+  async saliency(batch: SequenceBatch, state: State, t: number): Promise<Float32Array> {
+    const { length: L } = batch;
+    if (batch.batch !== 1 || !(t >= 0 && t < L)) throw new Error(`saliency: needs one sequence and 0 ≤ t < ${L}, got t = ${t}.`);
+    const F = this.encoder.dim;
+    const d = this.distribution;
+    // Later steps cannot influence step t: differentiate the prefix only.
+    const prefix: SequenceBatch = {
+      batch: 1,
+      length: t + 1,
+      features: batch.features.subarray(0, (t + 1) * F),
+      actions: batch.actions.subarray(0, (t + 1) * d.actionDim),
+      episodeStart: batch.episodeStart.subarray(0, t + 1),
+    };
+    const norms = tf.tidy(() => {
+      const logProb = (f: tf.Tensor) => tf.slice(this.evaluateFeatures(f as tf.Tensor3D, prefix, state).logProbs, [t], [1]);
+      const g = tf.grad(logProb)(tf.tensor3d(prefix.features, [1, t + 1, F]));
+      return tf.sqrt(tf.sum(tf.square(g), [0, 2]));
+    });
+    const out = new Float32Array(L);
+    out.set((await norms.data()) as Float32Array);
+    norms.dispose();
+    return out;
+  }
+
+  /** `evaluate` from a features tensor [B, L, featureDim] (differentiable with respect to it too). */
+  private evaluateFeatures(features: tf.Tensor3D, batch: SequenceBatch, state: State): EvaluateResult {
     const { batch: B, length: L } = batch;
     const d = this.distribution;
     return tf.tidy(() => {
       const starts = tf.tensor2d(batch.episodeStart, [B, L]);
-      const features = tf.tensor3d(batch.features, [B, L, this.encoder.dim]);
       const actions = tf.tensor2d(batch.actions, [B * L, d.actionDim]);
       let prev: tf.Tensor | undefined;
       if (this.previousAction) {
@@ -244,4 +295,17 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     this.core.dispose();
     this.distribution.dispose();
   }
+}
+
+/** Reads named tensors to the host (in parallel) and disposes them. */
+async function readHost(tensors: Record<string, tf.Tensor>): Promise<Record<string, HostTensor>> {
+  const entries = await Promise.all(
+    Object.entries(tensors).map(async ([key, t]) => {
+      const data = (await t.data()) as Float32Array;
+      const shape = [...t.shape];
+      t.dispose();
+      return [key, { shape, data }] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
 }

@@ -9,10 +9,12 @@ import { registerLayer } from './commands/layer.js';
 import { registerLm } from './commands/lm.js';
 import { registerPlot } from './commands/plot.js';
 import { registerRecall } from './commands/recall.js';
+import { registerRecord } from './commands/record.js';
 import { registerServe } from './commands/serve.js';
 import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTrain } from './commands/train.js';
+import { registerView } from './commands/view.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +26,8 @@ const program = new Command()
 
 registerTrain(program);
 registerEval(program);
+registerRecord(program);
+registerView(program);
 registerInfo(program, pkg.version);
 registerEnvs(program);
 registerLayer(program);

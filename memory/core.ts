@@ -25,7 +25,27 @@ export interface StepResult {
   /** [B, dim] */
   y: tf.Tensor2D;
   state: State;
+  /** The layer internals asked for with `introspect` (see `Introspection`); absent otherwise. The caller owns them. */
+  introspection?: Introspection;
 }
+
+/** Options of a step; leaving them out costs nothing. */
+export interface StepOptions {
+  /** Also return the memory's internals of this step (viewers, tests): extra tensors, so off when acting. */
+  introspect?: boolean;
+}
+
+/**
+ * Internals of one step, by name, each with the batch as its first axis; a stacked core nests each layer's under
+ * `layers.{i}.`. The HQLT layer reports (where it has them):
+ * - `attention` [B, H, S]: KV-memory softmax weights over the window slots, oldest first (slot i holds the step
+ *   S - 1 - i back); rows sum to 1 and slots before the episode start (or outside the chunk) are 0;
+ * - `gate` [B, H, V]: vector mixing's γ (FW-memory's share of each value channel), in (0, 1);
+ * - `alpha` [B, H, 2]: scalar mixing's [α^FW, α^KV] per head, in (0, 1);
+ * - `beta` [B, H]: the write strength β;
+ * - `fwUpdate` [B, H]: the Frobenius norm of this step's write into the FW-memory (W' − W).
+ */
+export type Introspection = Record<string, tf.Tensor>;
 
 export interface ForwardResult {
   /** [B, T, dim] */
@@ -42,7 +62,7 @@ export interface MemoryCore {
   /** Zero state for `batch` streams. */
   initialState(batch: number): State;
   /** One step for B streams: x [B, dim], episodeStart [B]. */
-  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult;
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D, options?: StepOptions): StepResult;
   /** A sequence: xs [B, T, dim], episodeStart [B, T]; equal to T calls of `step`. Differentiable. */
   forward(xs: tf.Tensor3D, state: State, episodeStart: tf.Tensor2D): ForwardResult;
   /** All trainable variables. */
@@ -66,7 +86,7 @@ export interface CoreConfig {
 export interface MixerLayer {
   readonly dim: number;
   initialState(batch: number): State;
-  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult;
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D, options?: StepOptions): StepResult;
   forward(xs: tf.Tensor3D, state: State, episodeStart: tf.Tensor2D): ForwardResult;
   namedWeights(): NamedWeight[];
   dispose(): void;

@@ -9,7 +9,7 @@
  * episode masks are computed from the `episodeStart` flags with tensor ops, never read back to JS.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardResult, MixerLayer, NamedWeight, State, StepResult } from './core.js';
+import type { ForwardResult, Introspection, MixerLayer, NamedWeight, State, StepOptions, StepResult } from './core.js';
 import { bmm, checkpoint, linear, matMul2d, recording, rmsNorm, shiftAppend, type TensorRecord } from './ops.js';
 
 /** `checkpoint`'s signature without rematerialisation: just the block. */
@@ -337,10 +337,12 @@ export class HqltLayer implements MixerLayer {
     });
   }
 
-  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
-    const fused = this.fusedStepConfig();
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D, options: StepOptions = {}): StepResult {
+    // Introspection reads intermediates of the tfjs-ops form; the fused kernel keeps them on chip.
+    const fused = options.introspect ? null : this.fusedStepConfig();
     if (fused) return this.fusedStepForm(x, state, episodeStart, fused);
     return tf.tidy(() => {
+      const seen: Introspection | null = options.introspect ? {} : null;
       const o = this.options;
       const { S, H, K, V } = this;
       const B = x.shape[0];
@@ -362,6 +364,12 @@ export class HqltLayer implements MixerLayer {
         next.conv = tf.slice(win, [0, 1, 0], [-1, -1, -1]);
       }
       const { q, k, v, beta, mix } = this.split(qkv, extra); // [B, H, K|V], beta [B, H]
+      if (seen) {
+        if (beta) seen.beta = beta;
+        // Vector gates are per value channel; scalar ones are laid out [α^FW for each head, α^KV for each head].
+        if (mix && o.mixing === 'vector') seen.gate = tf.reshape(mix, [B, H, V]);
+        else if (mix) seen.alpha = tf.transpose(tf.reshape(mix, [B, 2, H]), [0, 2, 1]);
+      }
       // φ of queries and keys in one pass (the synchronous-style blends write the current key).
       const writesCurrent = this.hasFw && o.blend !== 'delayed-streaming';
       const phis = this.hasFw ? tf.unstack(this.phi(writesCurrent ? tf.stack([q, k], 1) : tf.expandDims(q, 1)), 1) : [];
@@ -391,6 +399,7 @@ export class HqltLayer implements MixerLayer {
           const hidden = tf.step(tf.sub(c.distHalf, tf.reshape(this.kvLimit(pos), [B, 1]))); // [B, S]
           const masked = tf.add(scores, tf.reshape(tf.mul(hidden, NEG_INF), [B, 1, S]));
           const probs = tf.reshape(tf.softmax(masked), [B * H, 1, S]);
+          if (seen) seen.attention = tf.reshape(probs, [B, H, S]);
           kvRead = tf.reshape(tf.matMul(probs, tf.reshape(next.values, [B * H, S, V])), [B, H, V]);
         }
       }
@@ -441,7 +450,13 @@ export class HqltLayer implements MixerLayer {
           fwRead = tf.mul(raw, 1 / Math.sqrt(K));
         }
       }
-      return { y: this.output(fwRead, kvRead, mix) as tf.Tensor2D, state: next };
+      if (seen && this.hasFw) {
+        // The write of this step: into the pending chunk state for delayed-chunk, else into W itself.
+        const key = o.blend === 'delayed-chunk' ? 'fwPending' : 'fw';
+        seen.fwUpdate = tf.sqrt(tf.sum(tf.square(tf.sub(next[key]!, kept(state[key]!))), [2, 3]));
+      }
+      const y = this.output(fwRead, kvRead, mix) as tf.Tensor2D;
+      return seen ? { y, state: next, introspection: seen } : { y, state: next };
     });
   }
 

@@ -5,7 +5,7 @@
  * episode starts only through its mixer; the MLP has no memory. Layer states nest under `layers.{i}.`.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { CoreConfig, ForwardResult, MemoryCore, MixerLayer, NamedWeight, State, StepResult } from './core.js';
+import type { CoreConfig, ForwardResult, Introspection, MemoryCore, MixerLayer, NamedWeight, State, StepOptions, StepResult } from './core.js';
 import { linear, rmsNorm } from './ops.js';
 import { makeRng, deriveSeed } from '../util/random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
@@ -115,14 +115,16 @@ export class StackedCore implements MemoryCore {
   private apply<X extends tf.Tensor2D | tf.Tensor3D>(
     x: X,
     state: State,
-    run: (layer: MixerLayer, h: X, s: State) => { out: X; state: State },
-  ): { out: X; state: State } {
+    run: (layer: MixerLayer, h: X, s: State) => { out: X; state: State; introspection?: Introspection },
+  ): { out: X; state: State; introspection: Introspection } {
     const next: State = {};
+    const introspection: Introspection = {};
     for (const b of this.blocks) {
       if (b.mixer) {
         const r = run(b.mixer.layer, rmsNorm(x, b.mixer.norm as tf.Tensor1D) as X, subState(state, b.prefix));
         x = tf.add(x, r.out);
         Object.assign(next, prefixState(r.state, b.prefix));
+        if (r.introspection) Object.assign(introspection, prefixState(r.introspection, b.prefix));
       }
       if (b.mlp) {
         const h = rmsNorm(x, b.mlp.norm as tf.Tensor1D);
@@ -132,18 +134,18 @@ export class StackedCore implements MemoryCore {
         x = tf.add(x, linear(hidden, b.mlp.down as tf.Tensor2D));
       }
     }
-    return { out: rmsNorm(x, this.norm as tf.Tensor1D) as X, state: next };
+    return { out: rmsNorm(x, this.norm as tf.Tensor1D) as X, state: next, introspection };
   }
 
-  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D): StepResult {
+  step(x: tf.Tensor2D, state: State, episodeStart: tf.Tensor1D, options: StepOptions = {}): StepResult {
     this.checkInput(x, episodeStart, 2);
     this.checkState(state, x.shape[0]);
     return tf.tidy(() => {
       const r = this.apply(x, state, (layer, h, s) => {
-        const o = layer.step(h, s, episodeStart);
-        return { out: o.y, state: o.state };
+        const o = layer.step(h, s, episodeStart, options);
+        return { out: o.y, state: o.state, introspection: o.introspection };
       });
-      return { y: r.out, state: r.state };
+      return options.introspect ? { y: r.out, state: r.state, introspection: r.introspection } : { y: r.out, state: r.state };
     });
   }
 

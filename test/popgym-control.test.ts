@@ -364,7 +364,7 @@ describe('Labyrinths', () => {
   it('renders ansi text of the maze', () => {
     const env = new LabyrinthEscape({ mazeDims: [10, 10] });
     env.reset({ seed: 3 });
-    const lines = env.render().split('\n');
+    const lines = (env.render() as string).split('\n');
     expect(lines.length).toBe(11);
     expect(lines.every((l) => l.length === 11)).toBe(true);
     expect(env.render()).toContain('A');

@@ -136,7 +136,7 @@ describe('T-maze', () => {
     expect((make('ActiveTMaze-v0', { corridorLength: 30 }) as TMaze).episodeLength).toBe(33);
     expect(() => make('PassiveTMaze-v0', { corridorLength: 0 })).toThrow(/corridorLength/);
     short.reset({ seed: 0 });
-    expect(short.render().split('\n').slice(0, 3).join('\n')).toMatch(/A----J/);
+    expect((short.render() as string).split('\n').slice(0, 3).join('\n')).toMatch(/A----J/);
   });
 });
 

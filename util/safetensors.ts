@@ -123,7 +123,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
   }
   let header: unknown;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLen).toString('utf8'));
+    // TextDecoder rather than Buffer: decoding also runs in the browser (the viewer's live mode).
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
   } catch (err) {
     fail(`the header is not valid JSON (${(err as Error).message}).`);
   }

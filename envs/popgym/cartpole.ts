@@ -2,8 +2,9 @@
  * CartPole physics (Gymnasium's classic_control `CartPoleEnv`, Barto, Sutton & Anderson 1983) and POPGym's
  * partially observable variants: PositionOnlyCartPole, VelocityOnlyCartPole, NoisyPositionOnlyCartPole.
  */
-import { Env, type ResetResult, type StepResult } from '../env.js';
+import { Env, type ResetResult, type RgbImage, type StepResult } from '../env.js';
 import { Box, Discrete } from '../spaces.js';
+import { Raster } from '../render.js';
 import { addClippedNoise, checkBoolean, checkPositive } from './control-common.js';
 import type { ReturnBounds } from './game-env.js';
 
@@ -101,7 +102,7 @@ const OBS_LOW: Record<CartPoleView, number[]> = {
 export class PartialCartPole extends Env<Float32Array, number> {
   readonly observationSpace: Box;
   readonly actionSpace = new Discrete(2);
-  override readonly metadata = { renderModes: ['ansi'], renderFps: 50 };
+  override readonly metadata = { renderModes: ['ansi', 'rgb_array'], renderFps: 50 };
   readonly maxEpisodeLength: number;
   readonly noiseSigma: number;
   readonly returnBounds: ReturnBounds;
@@ -162,8 +163,18 @@ export class PartialCartPole extends Env<Float32Array, number> {
     return addClippedNoise(obs, this.noiseSigma, OBS_LOW[view], OBS_HIGH[view], this.rng);
   }
 
-  /** `ansi`: the track with the cart and the pole's lean, then the state. */
-  override render(): string {
+  /** `ansi` (default): the track with the cart and the pole's lean, then the state; `rgb_array`: a 240×120 drawing. */
+  override render(): string | RgbImage {
+    if (this.renderMode === 'rgb_array') {
+      // Gymnasium's picture: the track spans ±2·xThreshold, the pole (length 1 in these units) leans by θ.
+      const r = new Raster(240, 120, [255, 255, 255]);
+      const scale = 240 / (4 * CARTPOLE.xThreshold);
+      const cx = 120 + this.state.x * scale;
+      r.fillRect(0, 100, 240, 1, [0, 0, 0]);
+      r.fillRect(cx - 15, 90, 30, 15, [40, 40, 40]);
+      r.line(cx, 92, cx + Math.sin(this.state.theta) * scale, 92 - Math.cos(this.state.theta) * scale, 4, [202, 152, 101]);
+      return r.image();
+    }
     const width = 41;
     const col = Math.round(((this.state.x + 2 * CARTPOLE.xThreshold) / (4 * CARTPOLE.xThreshold)) * (width - 1));
     const lean = this.state.theta > 0.02 ? '/' : this.state.theta < -0.02 ? '\\' : '|';

@@ -2,10 +2,11 @@
  * POPGym's labyrinths: LabyrinthEscape (find the exit) and LabyrinthExplore (visit every square), on one maze
  * generator (`maze-generator.ts`).
  */
-import { Env, type ResetResult, type StepResult } from '../env.js';
+import { Env, type ResetResult, type RgbImage, type StepResult } from '../env.js';
 import { Discrete, MultiDiscrete } from '../spaces.js';
 import { checkPositive } from './control-common.js';
 import type { ReturnBounds } from './game-env.js';
+import { paintCells, type Rgb } from '../render.js';
 import { checkMazeDims, generateMaze, MazeCell, type Maze, type Point } from './maze-generator.js';
 
 /** Actions, as POPGym's: 0 left, 1 right, 2 up, 3 down; 4 is the "no previous action" code in observations. */
@@ -45,7 +46,7 @@ export interface LabyrinthView {
 abstract class Labyrinth extends Env<Int32Array, number> {
   readonly observationSpace = new MultiDiscrete([...Array<number>(9).fill(5), 5]);
   readonly actionSpace = new Discrete(4);
-  override readonly metadata = { renderModes: ['ansi'] };
+  override readonly metadata = { renderModes: ['ansi', 'rgb_array'] };
   readonly mazeDims: [number, number];
   readonly episodeLength: number;
   /** POPGym's `obs_requires_prev_action` (the observation already carries it; POPGym still sets the flag). */
@@ -120,9 +121,19 @@ abstract class Labyrinth extends Env<Int32Array, number> {
     return this.steps >= this.episodeLength;
   }
 
-  /** `ansi`: `#` wall, `.` visited, `S` start, `G` goal, `A` agent. */
-  override render(): string {
+  /** `ansi` (default): `#` wall, `.` visited, `S` start, `G` goal, `A` agent; `rgb_array`: the same, 8 pixels a square. */
+  override render(): string | RgbImage {
     const { rows, cols, grid } = this.maze;
+    if (this.renderMode === 'rgb_array') {
+      return paintCells(cols, rows, 8, (c, r): Rgb => {
+        const i = r * cols + c;
+        if (r === this.position.row && c === this.position.col) return [40, 90, 220];
+        if (grid[i] === MazeCell.Wall) return [40, 40, 40];
+        if (grid[i] === MazeCell.Start) return [240, 200, 40];
+        if (grid[i] === MazeCell.Goal) return [60, 180, 75];
+        return this.explored[i] ? [170, 190, 230] : [230, 230, 230];
+      });
+    }
     const lines: string[] = [];
     for (let r = 0; r < rows; r++) {
       let line = '';

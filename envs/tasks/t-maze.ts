@@ -9,7 +9,8 @@
  * O is the oracle square (x = 0), S the start (x = o), J the junction (x = o + L), and the two goal candidates sit
  * above and below J.
  */
-import { Env, type ResetResult, type ReturnBounds, type StepResult } from '../env.js';
+import { Env, type ResetResult, type ReturnBounds, type RgbImage, type StepResult } from '../env.js';
+import { paintCells, type Rgb } from '../render.js';
 import { Box, Discrete } from '../spaces.js';
 import { checkPositive } from '../popgym/control-common.js';
 
@@ -60,7 +61,7 @@ export function tMazeMove(x: number, y: number, action: number, junction: number
 export class TMaze extends Env<Float32Array, number> {
   readonly observationSpace = new Box(-1, 1, [2]);
   readonly actionSpace = new Discrete(4);
-  override readonly metadata = { renderModes: ['ansi'] };
+  override readonly metadata = { renderModes: ['ansi', 'rgb_array'] };
   readonly corridorLength: number;
   readonly goalReward: number;
   readonly lagPenalty: number;
@@ -159,9 +160,20 @@ export class TMaze extends Env<Float32Array, number> {
     return expected;
   }
 
-  /** `ansi`: oracle `O`, junction `J`, agent `A`, the cued goal `G` and the other `x`. */
-  override render(): string {
+  /**
+   * `ansi` (default): oracle `O`, junction `J`, agent `A`, the cued goal `G` and the other `x`; `rgb_array`: the same
+   * at 16 pixels per square (agent blue, oracle yellow, cued goal green, the other red, walls dark).
+   */
+  override render(): string | RgbImage {
     const J = this.junction;
+    if (this.renderMode === 'rgb_array') {
+      return paintCells(J + 1, 3, 16, (x, row): Rgb => {
+        const y = 1 - row;
+        if (x === this.x && y === this.y) return [40, 90, 220];
+        if (y !== 0) return x !== J ? [40, 40, 40] : y === this.goal ? [60, 180, 75] : [200, 60, 50];
+        return x === 0 ? [240, 200, 40] : [210, 210, 210];
+      });
+    }
     const row = (y: number) =>
       Array.from({ length: J + 1 }, (_, x) => {
         if (x === this.x && y === this.y) return 'A';

@@ -11,6 +11,7 @@ import { loadCheckpoint, readCheckpointConfig } from './checkpoint.js';
 import { EpisodeTracker } from './rollout.js';
 import { isRemoteEnvId } from '../../envs/remote/index.js';
 import { buildAgent } from './train.js';
+import type { TrainConfig } from './config.js';
 
 export interface EvalOptions {
   run: string;
@@ -50,21 +51,32 @@ export function successThreshold(envId: string, kwargs: Record<string, unknown>)
   return { threshold: Number.MIN_VALUE, rule: 'return > 0 (the env declares no optimal return)' };
 }
 
-/** Runs `episodes` episodes (each env runs its share, so short episodes are not over-represented). */
-export async function runEval(opts: EvalOptions): Promise<EvalResult> {
+/**
+ * The episode plan shared by `runEval` and `hqlt record` (so a recording replays evaluation exactly): env count,
+ * seed, and how many episodes each env plays (each its share, so short episodes are not over-represented).
+ */
+export function evalPlan(
+  config: Pick<TrainConfig, 'env' | 'numEnvs' | 'seed'>,
+  opts: Pick<EvalOptions, 'episodes' | 'numEnvs' | 'seed'>,
+): { numEnvs: number; seed: number; quota: number[] } {
   const episodes = opts.episodes ?? 100;
   if (!Number.isInteger(episodes) || episodes <= 0) throw new Error(`--episodes must be a positive integer, got ${episodes}.`);
-  const { config } = readCheckpointConfig(opts.run);
-  await initBackend(opts.backend ?? config.backend);
   // Remote servers host a fixed number of envs; local ones can shrink to the episode count.
   const numEnvs = isRemoteEnvId(config.env) ? config.numEnvs : Math.min(opts.numEnvs ?? config.numEnvs, episodes);
+  const quota = Array.from({ length: numEnvs }, (_, n) => Math.floor(episodes / numEnvs) + (n < episodes % numEnvs ? 1 : 0));
+  return { numEnvs, seed: opts.seed ?? config.seed + 10007, quota };
+}
+
+/** Runs `episodes` episodes (see `evalPlan`). */
+export async function runEval(opts: EvalOptions): Promise<EvalResult> {
+  const { config } = readCheckpointConfig(opts.run);
+  const { numEnvs, seed, quota } = evalPlan(config, opts);
+  await initBackend(opts.backend ?? config.backend);
   const remoteTimeoutMs = opts.remoteTimeout ?? config.remoteTimeoutMs;
   const { agent, env } = await buildAgent({ ...config, remoteTimeoutMs }, numEnvs);
   try {
     loadCheckpoint(opts.run, agent);
-    const seed = opts.seed ?? config.seed + 10007;
     const rng = makeRng(deriveSeed(seed, 'eval'));
-    const quota = Array.from({ length: numEnvs }, (_, n) => Math.floor(episodes / numEnvs) + (n < episodes % numEnvs ? 1 : 0));
     const returns: number[][] = quota.map(() => []);
     const tracker = new EpisodeTracker(numEnvs);
     let obs = (await env.reset({ seed })).obs;
