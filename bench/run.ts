@@ -7,11 +7,12 @@
  *   layer   the HQLT layer alone, per blend                                bench/hqlt-layer.ts
  *   ppo     PPO env-steps/s and steps to return 0.95 on RepeatPreviousEasy bench/ppo.ts
  *   remote  steps/s through ZeroMQ servers vs in-process                   bench/remote.ts
+ *   suite   suite wall time: --jobs 1 vs 2, one queue worker vs two         bench/suite.ts
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const SCRIPTS: Record<string, string> = { envs: 'envs.js', core: 'core.js', layer: 'hqlt-layer.js', ppo: 'ppo.js', remote: 'remote.js' };
+const SCRIPTS: Record<string, string> = { envs: 'envs.js', core: 'core.js', layer: 'hqlt-layer.js', ppo: 'ppo.js', remote: 'remote.js', suite: 'suite.js' };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const passThrough = process.argv.slice(2).filter((a) => a.startsWith('-'));

@@ -15,6 +15,7 @@ import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTrain } from './commands/train.js';
 import { registerView } from './commands/view.js';
+import { registerWorker } from './commands/worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -37,6 +38,7 @@ registerSuite(program);
 registerSynth(program);
 registerRecall(program);
 registerLm(program);
+registerWorker(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Errors raised for bad input carry a message meant for the user; a stack trace would bury it.

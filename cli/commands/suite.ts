@@ -1,7 +1,9 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { toMarkdown } from '../../training/results-table.js';
 import { stopOnSignals } from '../../util/interrupt.js';
+import { mergeConfigs, readConfigFile } from '../../training/rl/config.js';
 import { ENV_PRESETS, expandEnvs, runSuite, suiteTable } from '../../training/rl/suite.js';
+import { resolveJobs } from '../../training/rl/suite/pool.js';
 import { backendOption, intArg, positiveIntArg } from './options.js';
 
 interface SuiteFlags {
@@ -13,14 +15,25 @@ interface SuiteFlags {
   numEnvs?: number;
   backend?: string;
   out: string;
+  config?: string;
+  checkpointEvery?: number;
+  jobs: number | 'auto';
+  queue?: string;
 }
 
+/** `--jobs <n|auto>`. */
+export function jobsArg(v: string): number | 'auto' {
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("Expected a positive integer or 'auto'.");
+  return n;
+}
 
 export function registerSuite(program: Command): void {
   program
     .command('suite')
     .description(
-      "train and evaluate every env × core pair; write POPGym's raw MMER per pair (markdown + CSV), plus a normalised score where the env's optimum is reachable",
+      "train and evaluate every env × core pair; write POPGym's raw MMER per pair (markdown + CSV), plus a normalised score where the env's optimum is reachable. Running it again skips finished trials and resumes interrupted ones",
     )
     .option('--envs <list>', `env ids and presets (${Object.keys(ENV_PRESETS).join(', ')})`, 'memory')
     .option('--cores <list>', 'core types or presets, comma-separated', 'hqlt-sync,gru,mlp')
@@ -28,29 +41,28 @@ export function registerSuite(program: Command): void {
     .option('--seeds <n>', 'seeds per pair', positiveIntArg, 3)
     .option('--seed <n>', 'first seed', intArg, 1)
     .option('--num-envs <n>', 'parallel envs per run', positiveIntArg)
-    .option('--out <dir>', 'folder for the runs and the table', 'runs/suite')
+    .option('--config <file>', 'JSON train config shared by every run (flags override it; env, core and seed are set per trial)')
+    .option('--checkpoint-every <n>', 'checkpoint every n updates (what an interrupted trial resumes from)', intArg)
+    .option('--out <dir>', 'folder for the runs (<out>/runs/<env>/<core>/s<seed>/) and the table', 'runs/suite')
+    .option('--jobs <n|auto>', 'trials at once, each in its own process (auto: one per core, or per GPU with a GPU backend)', jobsArg, 1)
+    .option('--queue <url>', "queue the trials on Redis (redis://host:6379/0) for 'hqlt worker's on any machines, wait, and write the table")
     .addOption(backendOption())
     .action(async (f: SuiteFlags) => {
       const envs = expandEnvs(f.envs);
       const cores = f.cores.split(',').map((s) => s.trim()).filter(Boolean);
-      const base = {
+      const base = mergeConfigs(f.config ? readConfigFile(f.config) : {}, {
         seed: f.seed,
-        ...(f.steps ? { steps: f.steps } : {}),
-        ...(f.numEnvs ? { numEnvs: f.numEnvs } : {}),
-        ...(f.backend ? { backend: f.backend } : {}),
-      };
+        steps: f.steps,
+        numEnvs: f.numEnvs,
+        backend: f.backend,
+        checkpointEvery: f.checkpointEvery,
+      });
       const seeds = f.seeds;
-      console.log(`suite: ${envs.length} env(s) × ${cores.length} core(s) × ${seeds} seed(s) → ${f.out}`);
-      await stopOnSignals('finishing the current update and writing a checkpoint', async (signal) => {
-        const { cells, files } = await runSuite({
-          envs,
-          cores,
-          seeds,
-          base,
-          out: f.out,
-          onRun: (env, core, seed, mmer) => console.log(`  ${env} ${core} seed ${seed}: MMER ${mmer.toFixed(3)}`),
-          signal,
-        });
+      const { jobs, env } = resolveJobs(f.jobs, f.backend);
+      const where = f.queue ? `on the workers of ${f.queue}` : jobs > 1 ? `${jobs} at a time` : 'one at a time';
+      console.log(`suite: ${envs.length} env(s) × ${cores.length} core(s) × ${seeds} seed(s), ${where} → ${f.out}`);
+      await stopOnSignals(f.queue ? 'no longer waiting (the workers go on)' : 'checkpointing the running trials', async (signal) => {
+        const { cells, files } = await runSuite({ envs, cores, seeds, base, out: f.out, signal, jobs, childEnv: env, queue: f.queue, progress: 'auto' });
         console.log(toMarkdown(suiteTable(cells, { envs, cores, seeds, base })));
         console.log(`wrote ${files.md} and ${files.csv}`);
       });
