@@ -95,6 +95,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Called after every update (tests use it to simulate a crash by throwing). */
   onUpdate?: (m: UpdateMetrics) => void | Promise<void>;
+  /** Called after every checkpoint is written, with its update (e.g. to publish it for other machines). */
+  onCheckpoint?: (update: number) => void | Promise<void>;
   /** Progress display: 'auto' (bar on a TTY, lines otherwise), or 'none'. */
   progress?: 'auto' | 'none';
 }
@@ -169,7 +171,10 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
       columns: METRIC_COLUMNS,
       keep: opts.resume ? (m) => m.update <= resumedAt : undefined,
     });
-    const save = () => trainer.snapshot().then((s) => saveCheckpoint(runDir, agent, s, config, backend.active));
+    const save = async () => {
+      await saveCheckpoint(runDir, agent, await trainer.snapshot(), config, backend.active);
+      await opts.onCheckpoint?.(trainer.update);
+    };
     const totalSteps = total * config.numEnvs * config.rollout;
     if (opts.progress !== 'none' && trainer.update < total) {
       const note = stepsNote(config);

@@ -5,7 +5,7 @@
  * `result.json` there, an interrupted one its checkpoint, from which `runTrial` resumes.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -223,23 +223,12 @@ export async function runTrial(trial: Trial, opts: RunTrialOptions): Promise<Tri
   const total = totalUpdates(config);
   const started = performance.now();
   opts.onEvent?.({ kind: 'start', resumedFrom, total });
-  const trainerJson = join(checkpointDir(dir), 'trainer.json');
-  const stamp = () => (existsSync(trainerJson) ? statSync(trainerJson).mtimeMs : 0);
-  let seen = stamp();
   const result = await runTraining(config, {
     resume: resumedFrom !== null,
     progress: 'none',
     signal: opts.signal,
-    onUpdate: (m) => {
-      opts.onEvent?.({ kind: 'progress', update: m.update, total });
-      // runTraining checkpoints after this callback of the previous update: a new trainer.json is that checkpoint.
-      const now = stamp();
-      if (now !== seen) {
-        seen = now;
-        const { update } = readCheckpointConfig(dir);
-        opts.onEvent?.({ kind: 'checkpoint', update, bundle: opts.publish ? packBundle(opts.root, trial, update) : undefined });
-      }
-    },
+    onUpdate: (m) => opts.onEvent?.({ kind: 'progress', update: m.update, total }),
+    onCheckpoint: (update) => opts.onEvent?.({ kind: 'checkpoint', update, bundle: opts.publish ? packBundle(opts.root, trial, update) : undefined }),
   });
   const last = readCheckpointConfig(dir);
   if (result.interrupted) return { kind: 'stopped', update: last.update, bundle: opts.publish ? packBundle(opts.root, trial, last.update) : undefined };
