@@ -7,6 +7,7 @@ import {
   ClipAction,
   FlattenObservation,
   nullAction,
+  OrderEnforcing,
   PreviousAction,
   RecordEpisodeStatistics,
   TimeLimit,
@@ -64,15 +65,16 @@ describe('Wrapper', () => {
     expect(() => new TimeLimit({} as Env, 3)).toThrow(/expected an Env/);
   });
   it('wrapped envs pass checkEnv', () => {
-    checkEnv(() => new PreviousAction(new RecordEpisodeStatistics(new TimeLimit(new Counter(), 3))));
-    checkEnv(() => new FlattenObservation(new PreviousAction(new Counter())));
-    checkEnv(() => new ClipAction(new Echo()));
+    checkEnv(() => new OrderEnforcing(new PreviousAction(new RecordEpisodeStatistics(new TimeLimit(new Counter(), 3)))));
+    checkEnv(() => new OrderEnforcing(new FlattenObservation(new PreviousAction(new Counter()))));
+    checkEnv(() => new OrderEnforcing(new ClipAction(new Echo())));
   });
 });
 
 describe('TimeLimit', () => {
   it('truncates at the limit and restarts its count on reset', () => {
-    const env = new TimeLimit(new Counter(), 3);
+    const limit = new TimeLimit(new Counter(), 3);
+    const env = new OrderEnforcing(limit); // as make() serves it: the time limit's end is an episode end
     for (let episode = 0; episode < 2; episode++) {
       env.reset({ seed: 0 });
       expect(env.step(1).truncated).toBe(false);
@@ -80,7 +82,7 @@ describe('TimeLimit', () => {
       const last = env.step(1);
       expect(last.truncated).toBe(true);
       expect(last.terminated).toBe(false);
-      expect(env.elapsedSteps).toBe(3);
+      expect(limit.elapsedSteps).toBe(3);
       expect(() => env.step(1)).toThrow(/episode ended/);
     }
     expect(() => new TimeLimit(new Counter(), 0)).toThrow(/positive integer/);
