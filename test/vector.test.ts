@@ -9,6 +9,7 @@ import {
   AsyncVectorEnv,
   finishedEpisodes,
   SyncVectorEnv,
+  VectorWrapper,
   type AutoresetMode,
   type Env,
   type MakeVectorOptions,
@@ -214,6 +215,27 @@ describe('vector env basics', () => {
     }
     expect(() => new SyncVectorEnv([() => new Tick(), () => new Other()])).toThrow(/all envs must share their spaces/);
     expect(() => new SyncVectorEnv([() => new Tick()], { autoresetMode: 'never' as never })).toThrow(/autoreset mode/);
+  });
+});
+
+describe('VectorWrapper', () => {
+  it('forwards everything, state saving included, and a subclass changes what it overrides', async () => {
+    class ShiftedRewards extends VectorWrapper<number, number> {
+      override async step(actions: ArrayLike<number>) {
+        const r = await super.step(actions);
+        return { ...r, rewards: r.rewards.map((x) => x + 100) };
+      }
+    }
+    const inner = twoTicks('next-step');
+    const v = new ShiftedRewards(inner);
+    expect([v.numEnvs, v.autoresetMode, String(v.singleActionSpace)]).toEqual([2, 'next-step', 'Discrete(2)']);
+    await v.reset({ seed: 5 });
+    expect(Array.from((await v.step([1, 0])).rewards)).toEqual([101.1, 100.1]);
+    const saved = await v.getState!();
+    expect(saved).toEqual(await inner.getState());
+    await expect(v.step([0, 2])).rejects.toThrow(/action 2 for env 1 is not in the action space/);
+    await v.close();
+    await expect(inner.step([0, 0])).rejects.toThrow(/after close/);
   });
 });
 
