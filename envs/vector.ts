@@ -429,7 +429,6 @@ export class SyncVectorEnv<O = unknown, A = unknown> extends BaseVectorEnv<O, A>
     const fns = Array.isArray(envFns) ? envFns : (vectorEnvFns(envFns) as (() => Env<O, A>)[]);
     if (fns.length === 0) throw new Error('SyncVectorEnv: needs at least one env.');
     const autoresetMode = (Array.isArray(envFns) ? opts.autoresetMode : envFns.autoresetMode) ?? 'next-step';
-    checkMode(autoresetMode);
     const envs = fns.map((fn) => fn());
     checkSameSpaces('SyncVectorEnv', envs);
     super('SyncVectorEnv', {

@@ -3,7 +3,7 @@
  * `ActionWrapper` and `RewardWrapper` (each changes one thing through one method), and the built-ins TimeLimit,
  * OrderEnforcing, RecordEpisodeStatistics, FlattenObservation, ClipAction, plus POPGym's PreviousAction.
  */
-import { describeValue, Env, type EnvMetadata, type ResetResult, type RgbImage, type StepResult } from './env.js';
+import { describeValue, Env, type EnvMetadata, type ResetOptions, type ResetResult, type RgbImage, type StepResult } from './env.js';
 import { EpisodeStatistics } from './episodes.js';
 
 export type { EpisodeStats } from './episodes.js';
@@ -110,7 +110,7 @@ export abstract class RewardWrapper<O = unknown, A = unknown> extends Wrapper<O,
 export class OrderEnforcing<O = unknown, A = unknown> extends Wrapper<O, A> {
   private phase: 'unreset' | 'running' | 'done' | 'closed' = 'unreset';
 
-  override reset(opts: { seed?: number; options?: Record<string, unknown> } = {}): ResetResult<O> {
+  override reset(opts: ResetOptions = {}): ResetResult<O> {
     if (this.phase === 'closed') throw new Error(`${this.name}: reset() called after close().`);
     const result = super.reset(opts);
     this.phase = 'running';
