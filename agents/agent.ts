@@ -7,7 +7,7 @@
  * observations and episode-start flags, and works on any vector env, local or remote.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Space } from '../envs/spaces.js';
+import type { BatchOf, Space } from '../envs/spaces.js';
 import type { MemoryCore, NamedWeight, State } from '../memory/core.js';
 import { linear } from '../memory/ops.js';
 import { deriveSeed, makeRng } from '../util/random.js';
@@ -81,7 +81,7 @@ const CORE = 'core.';
 
 /** See the module comment. */
 export class RecurrentAgent<O = unknown, A = unknown> {
-  readonly encoder: ObservationEncoder;
+  readonly encoder: ObservationEncoder<O>;
   readonly distribution: ActionDistribution;
   readonly previousAction: boolean;
   private readonly weights: NamedWeight[];
@@ -183,15 +183,13 @@ export class RecurrentAgent<O = unknown, A = unknown> {
   }
 
   /**
-   * One step for B streams: samples (or picks, when deterministic) an action per stream. `episodeStart[i]` is 1
-   * when `obs[i]` is the first observation of an episode (the state of that stream is reset first).
+   * One step for B streams (B = `episodeStart.length`): samples (or picks, when deterministic) an action per
+   * stream. `obs` is the batch of B observations, as a vector env returns it (`batchOf` packs single ones);
+   * `episodeStart[i]` is 1 when observation i is the first of an episode (that stream's state is reset first).
    */
-  async act(obs: readonly O[], state: State, episodeStart: ArrayLike<number>, opts: ActOptions = {}): Promise<ActResult<A>> {
-    const batch = obs.length;
-    if (episodeStart.length !== batch) {
-      throw new Error(`act: ${batch} observations but ${episodeStart.length} episode-start flags.`);
-    }
-    const features = this.encoder.encode(obs);
+  async act(obs: BatchOf<O>, state: State, episodeStart: ArrayLike<number>, opts: ActOptions = {}): Promise<ActResult<A>> {
+    const batch = episodeStart.length;
+    const features = this.encoder.encode(obs, batch);
     const { host, coreState, introspection } = this.stepForward(features, state, episodeStart, opts.introspect);
     const data = (await host.data()) as Float32Array;
     host.dispose();
@@ -220,8 +218,8 @@ export class RecurrentAgent<O = unknown, A = unknown> {
   }
 
   /** V(history) for B streams at one step, without advancing the state (e.g. to bootstrap a rollout). */
-  async value(obs: readonly O[], state: State, episodeStart: ArrayLike<number>): Promise<Float32Array> {
-    const { host, coreState } = this.stepForward(this.encoder.encode(obs), state, episodeStart);
+  async value(obs: BatchOf<O>, state: State, episodeStart: ArrayLike<number>): Promise<Float32Array> {
+    const { host, coreState } = this.stepForward(this.encoder.encode(obs, episodeStart.length), state, episodeStart);
     disposeState(coreState);
     const data = (await host.data()) as Float32Array;
     const width = host.shape[1];

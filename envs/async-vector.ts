@@ -15,19 +15,15 @@ import type { EnvMetadata } from './env.js';
 import type { Json } from './snapshot.js';
 import { spaceFromJSON, type Space, type SpaceJSON } from './spaces.js';
 import {
+  BaseVectorEnv,
   batchReset,
   batchStep,
-  checkActions,
   checkMode,
-  envSeeds,
-  VectorLifecycle,
   type AutoresetMode,
   type EnvResetRecord,
   type EnvStepRecord,
   type GroupState,
   type MakeVectorOptions,
-  type VectorEnv,
-  type VectorResetOptions,
   type VectorResetResult,
   type VectorStepResult,
 } from './vector.js';
@@ -116,22 +112,23 @@ class WorkerLink {
   }
 }
 
-export class AsyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
-  readonly numEnvs: number;
-  readonly autoresetMode: AutoresetMode;
-  private readonly lifecycle = new VectorLifecycle('AsyncVectorEnv');
-
+export class AsyncVectorEnv<O = unknown, A = unknown> extends BaseVectorEnv<O, A> {
   private constructor(
     private readonly links: WorkerLink[],
     /** Envs per worker, in env order. */
     private readonly counts: number[],
-    readonly singleObservationSpace: Space<O>,
-    readonly singleActionSpace: Space<A>,
-    readonly metadata: EnvMetadata,
+    singleObservationSpace: Space<O>,
+    singleActionSpace: Space<A>,
+    metadata: EnvMetadata,
     autoresetMode: AutoresetMode,
   ) {
-    this.numEnvs = counts.reduce((a, b) => a + b, 0);
-    this.autoresetMode = autoresetMode;
+    super('AsyncVectorEnv', {
+      numEnvs: counts.reduce((a, b) => a + b, 0),
+      singleObservationSpace,
+      singleActionSpace,
+      autoresetMode,
+      metadata,
+    });
   }
 
   /** Starts the workers and makes the envs in them; resolves once all are ready. */
@@ -168,23 +165,16 @@ export class AsyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A>
     );
   }
 
-  reset(opts: VectorResetOptions = {}): Promise<VectorResetResult<O>> {
-    return this.lifecycle.run('reset', async () => {
-      const seeds = this.split(envSeeds(opts.seed, this.numEnvs));
-      const parts = await Promise.all(
-        this.links.map((l, w) => l.request({ cmd: 'reset', seeds: seeds[w], options: opts.options })),
-      );
-      return batchReset((parts as EnvResetRecord<O>[][]).flat());
-    });
+  protected async resetEnvs(seeds: (number | undefined)[], options?: Record<string, unknown>): Promise<VectorResetResult<O>> {
+    const split = this.split(seeds);
+    const parts = await Promise.all(this.links.map((l, w) => l.request({ cmd: 'reset', seeds: split[w], options })));
+    return batchReset(this.singleObservationSpace, (parts as EnvResetRecord<O>[][]).flat());
   }
 
-  step(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
-    return this.lifecycle.run('step', async () => {
-      checkActions('AsyncVectorEnv', actions, this.numEnvs, this.singleActionSpace);
-      const split = this.split(Array.from(actions));
-      const parts = await Promise.all(this.links.map((l, w) => l.request({ cmd: 'step', actions: split[w] })));
-      return batchStep((parts as EnvStepRecord<O>[][]).flat());
-    });
+  protected async stepEnvs(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
+    const split = this.split(Array.from(actions));
+    const parts = await Promise.all(this.links.map((l, w) => l.request({ cmd: 'step', actions: split[w] })));
+    return batchStep(this.singleObservationSpace, (parts as EnvStepRecord<O>[][]).flat());
   }
 
   /** Every env's state, in env order, as SyncVectorEnv's (see `VectorEnv.getState`). */
@@ -199,13 +189,12 @@ export class AsyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A>
       throw new Error(`AsyncVectorEnv: the saved state is not of ${this.numEnvs} envs (was it saved with another --num-envs?).`);
     const envs = this.split(s.envs);
     const flags = this.split(s.needsAutoreset);
-    await this.lifecycle.run('reset', () =>
+    await this.asReset(() =>
       Promise.all(this.links.map((l, w) => l.request({ cmd: 'setState', state: { envs: envs[w], needsAutoreset: flags[w] } }))),
     );
   }
 
-  async close(): Promise<void> {
-    if (!this.lifecycle.close()) return;
+  protected async closeEnvs(): Promise<void> {
     await Promise.all(
       this.links.map(async (l) => {
         await l.request({ cmd: 'close' }).catch(() => undefined);

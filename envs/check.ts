@@ -14,7 +14,8 @@ export interface CheckEnvOptions {
 }
 
 /**
- * Checks an env against the API: Space instances (that survive JSON), step() before reset() throws, reset/step
+ * Checks an env against the API: Space instances (that survive JSON), step() before reset() throws (as it does
+ * in OrderEnforcing, which `make` applies: check `make(id)`, or a new env wrapped in it), reset/step
  * results have the right shapes and types, observations lie in the observation space, rewards are finite numbers,
  * terminated/truncated are booleans, infos are plain objects, and two rollouts from the same seed with the same
  * actions are identical. Pass a freshly made env (or a factory); throws an Error listing all problems found.
@@ -43,7 +44,10 @@ export function checkEnv(envOrFactory: Env | (() => Env), opts: CheckEnvOptions 
   } catch {
     threw = true;
   }
-  if (!threw) problems.push('step() before reset() did not throw (pass a freshly made env).');
+  if (!threw)
+    problems.push(
+      'step() before reset() did not throw (pass a freshly made env: from make(), or wrapped in OrderEnforcing).',
+    );
 
   const rollouts: unknown[][] = [];
   for (let run = 0; run < 2; run++) {

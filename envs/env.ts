@@ -2,8 +2,10 @@
  * The environment API, faithful to Gymnasium 1.x: `reset({seed, options}) -> {obs, info}` and
  * `step(action) -> {obs, reward, terminated, truncated, info}`.
  *
- * Subclasses implement `resetEnv` and `stepEnv`; the public `reset`/`step` here do the bookkeeping every env
- * needs (seeding, action validation, step-before-reset and step-after-done errors), so each env stays small.
+ * Subclasses implement `resetEnv` and `stepEnv`; the public `reset` seeds the env's generator first. Input checks
+ * (step before reset or after the episode ended, actions outside the action space) live in one place, the
+ * `OrderEnforcing` wrapper that `make` puts around every env, as Gymnasium's `make` adds OrderEnforcing and
+ * PassiveEnvChecker; vector envs check a batch once instead.
  */
 import seedrandom from 'seedrandom';
 import { restoreFields, snapshotFields, type FieldsState, type Json } from './snapshot.js';
@@ -50,7 +52,6 @@ export abstract class Env<O = unknown, A = unknown> {
   specId?: string;
 
   private generator?: seedrandom.StatefulPRNG<seedrandom.State.Arc4>;
-  private phase: 'unreset' | 'running' | 'done' | 'closed' = 'unreset';
 
   /** The env's seeded generator; seeded from entropy on first use if `reset` had no seed, as Gymnasium does. */
   protected get rng(): EnvRng {
@@ -76,27 +77,18 @@ export abstract class Env<O = unknown, A = unknown> {
     this.generator = s.rng ? seedrandom('', { state: s.rng as unknown as seedrandom.State.Arc4 }) : undefined;
   }
 
+  /** Starts an episode; `seed` reseeds the env's generator first. */
   reset(opts: ResetOptions = {}): ResetResult<O> {
-    if (this.phase === 'closed') throw new Error(`${this.name}: reset() called after close().`);
     if (opts.seed !== undefined) {
       if (!Number.isInteger(opts.seed)) throw new Error(`${this.name}: seed must be an integer, got ${opts.seed}.`);
       this.generator = seedrandom(String(opts.seed), { state: true });
     }
-    const result = this.resetEnv(opts.options ?? {}, opts.seed);
-    this.phase = 'running';
-    return result;
+    return this.resetEnv(opts.options ?? {}, opts.seed);
   }
 
+  /** One step. Unchecked here: `OrderEnforcing` (applied by `make`) or the vector env checks the input. */
   step(action: A): StepResult<O> {
-    if (this.phase === 'unreset') throw new Error(`${this.name}: step() called before reset(). Call reset() first.`);
-    if (this.phase === 'closed') throw new Error(`${this.name}: step() called after close().`);
-    if (this.phase === 'done')
-      throw new Error(`${this.name}: step() called after the episode ended (terminated or truncated). Call reset().`);
-    if (!this.actionSpace.contains(action))
-      throw new Error(`${this.name}: action ${describeValue(action)} is not in the action space ${this.actionSpace}.`);
-    const result = this.stepEnv(action);
-    if (result.terminated || result.truncated) this.phase = 'done';
-    return result;
+    return this.stepEnv(action);
   }
 
   /** Renders per `renderMode`: a string for `ansi`, an RGB byte image for `rgb_array`. */
@@ -104,9 +96,7 @@ export abstract class Env<O = unknown, A = unknown> {
     return undefined;
   }
 
-  close(): void {
-    this.phase = 'closed';
-  }
+  close(): void {}
 
   /** The env's name in messages. */
   get name(): string {

@@ -10,6 +10,7 @@ export * from './spaces.js';
 export * from './env.js';
 export * from './registry.js';
 export * from './wrappers.js';
+export * from './episodes.js';
 export * from './vector.js';
 export * from './async-vector.js';
 export * from './check.js';

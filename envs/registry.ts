@@ -1,6 +1,6 @@
 /** The env registry: `make(id, kwargs)` as Gymnasium's, with ids following POPGym's plus our own tasks. */
 import { Env } from './env.js';
-import { TimeLimit } from './wrappers.js';
+import { OrderEnforcing, TimeLimit } from './wrappers.js';
 
 export type EnvKwargs = Record<string, unknown>;
 
@@ -55,11 +55,21 @@ export function envSpec(id: string): EnvSpec {
   return spec;
 }
 
+export interface MakeOptions {
+  /**
+   * Leave out the OrderEnforcing wrapper (Gymnasium's `disable_env_checker`): for callers that check inputs
+   * themselves, as vector envs check each batch of actions once.
+   */
+  disableEnvChecker?: boolean;
+}
+
 /**
- * Creates a registered env. Besides the env's own kwargs, `renderMode` sets the render mode and
- * `maxEpisodeSteps` overrides the spec's time limit. Unknown kwargs are rejected with the list of accepted ones.
+ * Creates a registered env: the entry point's env, in `TimeLimit` when the spec (or `maxEpisodeSteps`) sets a
+ * limit, in `OrderEnforcing` outermost (see `MakeOptions`). Besides the env's own kwargs, `renderMode` sets the
+ * render mode and `maxEpisodeSteps` overrides the spec's time limit. Unknown kwargs are rejected with the list
+ * of accepted ones.
  */
-export function make(id: string, kwargs: EnvKwargs = {}): Env {
+export function make(id: string, kwargs: EnvKwargs = {}, opts: MakeOptions = {}): Env {
   const spec = envSpec(id);
   const defaults = spec.kwargs ?? {};
   const unknown = Object.keys(kwargs).filter((k) => !(k in defaults) && !COMMON_KWARGS.includes(k));
@@ -74,9 +84,10 @@ export function make(id: string, kwargs: EnvKwargs = {}): Env {
   if (renderMode !== undefined) inner.renderMode = String(renderMode);
   inner.specId = id;
   const limit = maxEpisodeSteps ?? spec.maxEpisodeSteps;
-  if (limit === undefined || limit === null) return inner;
-  const env = new TimeLimit(inner, Number(limit));
+  const limited = limit === undefined || limit === null ? inner : new TimeLimit(inner, Number(limit));
+  const env = opts.disableEnvChecker ? limited : new OrderEnforcing(limited);
   env.specId = id;
+  limited.specId = id;
   return env;
 }
 

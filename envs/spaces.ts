@@ -6,7 +6,30 @@
  *
  * `flatten`/`unflatten` follow `gymnasium.spaces.utils`: Discrete is one-hot, MultiDiscrete concatenated one-hots,
  * Box raveled, MultiBinary as 0/1, Tuple and Dict the concatenation of their parts (Dict in key order).
+ *
+ * Batches (N values of a space, what a vector env returns) follow Gymnasium's `batch_space`: one typed array per
+ * leaf, env index first: Discrete -> Int32Array [N]; Box -> Float32Array [N * size]; MultiDiscrete -> Int32Array
+ * [N * nvec.length]; MultiBinary -> Int8Array [N * size]; Tuple -> an array of its parts' batches; Dict -> an
+ * object of its parts' batches. It is also the remote protocol's wire layout, so nothing is reshaped in between.
  */
+
+/** N values of a space, laid out as the module comment says. */
+export type Batch = Int32Array | Float32Array | Int8Array | Batch[] | { [key: string]: Batch };
+
+/** The batch type of a space's value type (non-distributive, so `unknown` maps to `Batch`). */
+export type BatchOf<T> = [T] extends [number]
+  ? Int32Array
+  : [T] extends [Float32Array]
+    ? Float32Array
+    : [T] extends [Int32Array]
+      ? Int32Array
+      : [T] extends [Int8Array]
+        ? Int8Array
+        : [T] extends [readonly unknown[]]
+          ? Batch[]
+          : [T] extends [Record<string, unknown>]
+            ? { [key: string]: Batch }
+            : Batch;
 
 /** A space's JSON form, e.g. `{type: 'Discrete', n: 3, start: 0}`; `spaceFromJSON` reverses `toJSON`. */
 export type SpaceJSON = { type: string; [key: string]: unknown };
@@ -25,6 +48,20 @@ export abstract class Space<T = unknown> {
   abstract toJSON(): SpaceJSON;
   /** Gymnasium's repr, e.g. `Box(0.0, 1.0, (3,), float32)`. */
   abstract toString(): string;
+
+  /** A batch of n zero values (Gymnasium's `create_empty_array`). */
+  abstract createBatch(n: number): BatchOf<T>;
+  /** Writes x as value i of a batch. */
+  abstract setBatchItem(batch: BatchOf<T>, i: number, x: T): void;
+  /** Value i of a batch, as a fresh value. */
+  abstract batchItem(batch: BatchOf<T>, i: number): T;
+  /** Whether `batch` holds n values of the space, laid out as `createBatch(n)`'s. */
+  abstract batchContains(batch: unknown, n: number): batch is BatchOf<T>;
+  /**
+   * Writes the flat forms of a batch's n values as rows: value i at `out[i * stride + offset ...]` (default: a new
+   * array of rows of `flatDim`). The same numbers as `flatten` of each value, without unpacking the batch.
+   */
+  abstract flattenBatch(batch: BatchOf<T>, n: number, out?: Float32Array, stride?: number, offset?: number): Float32Array;
 
   /** Structural equality (same type, bounds and sub-spaces). */
   equals(other: Space): boolean {
@@ -61,6 +98,22 @@ export class Discrete extends Space<number> {
   }
   toJSON(): SpaceJSON {
     return { type: 'Discrete', n: this.n, start: this.start };
+  }
+  createBatch(n: number): Int32Array {
+    return new Int32Array(n);
+  }
+  setBatchItem(batch: Int32Array, i: number, x: number): void {
+    batch[i] = x;
+  }
+  batchItem(batch: Int32Array, i: number): number {
+    return batch[i];
+  }
+  batchContains(batch: unknown, n: number): batch is Int32Array {
+    return batch instanceof Int32Array && batch.length === n && batch.every((x) => x >= this.start && x < this.start + this.n);
+  }
+  flattenBatch(batch: Int32Array, n: number, out = new Float32Array(n * this.n), stride = this.n, offset = 0): Float32Array {
+    for (let i = 0; i < n; i++) this.flatten(batch[i], out, i * stride + offset);
+    return out;
   }
   toString(): string {
     return this.start === 0 ? `Discrete(${this.n})` : `Discrete(${this.n}, start=${this.start})`;
@@ -127,6 +180,26 @@ export class Box extends Space<Float32Array> {
   unflatten(flat: Float32Array, offset = 0): Float32Array {
     return flat.slice(offset, offset + this.size);
   }
+  createBatch(n: number): Float32Array {
+    return new Float32Array(n * this.size);
+  }
+  setBatchItem(batch: Float32Array, i: number, x: Float32Array): void {
+    batch.set(x, i * this.size);
+  }
+  batchItem(batch: Float32Array, i: number): Float32Array {
+    return batch.slice(i * this.size, (i + 1) * this.size);
+  }
+  batchContains(batch: unknown, n: number): batch is Float32Array {
+    if (!(batch instanceof Float32Array) || batch.length !== n * this.size) return false;
+    for (let j = 0; j < batch.length; j++) {
+      const k = j % this.size;
+      if (!(batch[j] >= this.low[k] && batch[j] <= this.high[k])) return false;
+    }
+    return true;
+  }
+  flattenBatch(batch: Float32Array, n: number, out = new Float32Array(n * this.size), stride = this.size, offset = 0): Float32Array {
+    return copyRows(batch, n, this.size, out, stride, offset);
+  }
   /** Whether every element is bounded below and above. */
   isBounded(): boolean {
     return this.low.every((v) => v > -Infinity) && this.high.every((v) => v < Infinity);
@@ -181,6 +254,25 @@ export class MultiDiscrete extends Space<Int32Array> {
   toJSON(): SpaceJSON {
     return { type: 'MultiDiscrete', nvec: Array.from(this.nvec), start: Array.from(this.start) };
   }
+  createBatch(n: number): Int32Array {
+    return new Int32Array(n * this.nvec.length);
+  }
+  setBatchItem(batch: Int32Array, i: number, x: Int32Array): void {
+    batch.set(x, i * this.nvec.length);
+  }
+  batchItem(batch: Int32Array, i: number): Int32Array {
+    return batch.slice(i * this.nvec.length, (i + 1) * this.nvec.length);
+  }
+  batchContains(batch: unknown, n: number): batch is Int32Array {
+    const k = this.nvec.length;
+    if (!(batch instanceof Int32Array) || batch.length !== n * k) return false;
+    return batch.every((v, j) => v >= this.start[j % k] && v < this.start[j % k] + this.nvec[j % k]);
+  }
+  flattenBatch(batch: Int32Array, n: number, out = new Float32Array(n * this.flatDim), stride = this.flatDim, offset = 0): Float32Array {
+    const k = this.nvec.length;
+    for (let i = 0; i < n; i++) this.flatten(batch.subarray(i * k, (i + 1) * k), out, i * stride + offset);
+    return out;
+  }
   toString(): string {
     const nvec = `[${this.nvec.join(' ')}]`;
     return this.start.some((s) => s !== 0)
@@ -225,6 +317,21 @@ export class MultiBinary extends Space<Int8Array> {
   toJSON(): SpaceJSON {
     return { type: 'MultiBinary', n: typeof this.n === 'number' ? this.n : [...this.n] };
   }
+  createBatch(n: number): Int8Array {
+    return new Int8Array(n * this.size);
+  }
+  setBatchItem(batch: Int8Array, i: number, x: Int8Array): void {
+    batch.set(x, i * this.size);
+  }
+  batchItem(batch: Int8Array, i: number): Int8Array {
+    return batch.slice(i * this.size, (i + 1) * this.size);
+  }
+  batchContains(batch: unknown, n: number): batch is Int8Array {
+    return batch instanceof Int8Array && batch.length === n * this.size && batch.every((v) => v === 0 || v === 1);
+  }
+  flattenBatch(batch: Int8Array, n: number, out = new Float32Array(n * this.size), stride = this.size, offset = 0): Float32Array {
+    return copyRows(batch, n, this.size, out, stride, offset);
+  }
   toString(): string {
     return `MultiBinary(${typeof this.n === 'number' ? this.n : pyTuple(this.n)})`;
   }
@@ -268,6 +375,26 @@ export class Tuple extends Space<unknown[]> {
   }
   toJSON(): SpaceJSON {
     return { type: 'Tuple', spaces: this.spaces.map((s) => s.toJSON()) };
+  }
+  createBatch(n: number): Batch[] {
+    return this.spaces.map((s) => s.createBatch(n));
+  }
+  setBatchItem(batch: Batch[], i: number, x: unknown[]): void {
+    this.spaces.forEach((s, k) => s.setBatchItem(batch[k], i, x[k]));
+  }
+  batchItem(batch: Batch[], i: number): unknown[] {
+    return this.spaces.map((s, k) => s.batchItem(batch[k], i));
+  }
+  batchContains(batch: unknown, n: number): batch is Batch[] {
+    return Array.isArray(batch) && batch.length === this.spaces.length && this.spaces.every((s, k) => s.batchContains(batch[k], n));
+  }
+  flattenBatch(batch: Batch[], n: number, out = new Float32Array(n * this.flatDim), stride = this.flatDim, offset = 0): Float32Array {
+    let o = offset;
+    this.spaces.forEach((s, k) => {
+      s.flattenBatch(batch[k], n, out, stride, o);
+      o += s.flatDim;
+    });
+    return out;
   }
   toString(): string {
     return `Tuple(${this.spaces.join(', ')})`;
@@ -332,6 +459,38 @@ export class Dict extends Space<Record<string, unknown>> {
     }
     return out;
   }
+  createBatch(n: number): { [key: string]: Batch } {
+    const out: { [key: string]: Batch } = {};
+    for (const [k, s] of this.spaces) out[k] = s.createBatch(n);
+    return out;
+  }
+  setBatchItem(batch: { [key: string]: Batch }, i: number, x: Record<string, unknown>): void {
+    for (const [k, s] of this.spaces) s.setBatchItem(batch[k], i, x[k]);
+  }
+  batchItem(batch: { [key: string]: Batch }, i: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, s] of this.spaces) out[k] = s.batchItem(batch[k], i);
+    return out;
+  }
+  batchContains(batch: unknown, n: number): batch is { [key: string]: Batch } {
+    if (!isPlainObject(batch) || Object.keys(batch).length !== this.spaces.size) return false;
+    for (const [k, s] of this.spaces) if (!(k in batch) || !s.batchContains(batch[k], n)) return false;
+    return true;
+  }
+  flattenBatch(
+    batch: { [key: string]: Batch },
+    n: number,
+    out = new Float32Array(n * this.flatDim),
+    stride = this.flatDim,
+    offset = 0,
+  ): Float32Array {
+    let o = offset;
+    for (const [k, s] of this.spaces) {
+      s.flattenBatch(batch[k], n, out, stride, o);
+      o += s.flatDim;
+    }
+    return out;
+  }
   toJSON(): SpaceJSON {
     // Pairs, not an object: JS objects reorder integer-like keys, which would change the flatten order.
     return { type: 'Dict', spaces: [...this.spaces].map(([k, s]) => [k, s.toJSON()]) };
@@ -390,11 +549,53 @@ export function flattenSpace(space: Space): Box {
   return new Box(low, high, [space.flatDim]);
 }
 
+/** Packs one value per env into a batch of the space (Gymnasium's `concatenate`). */
+export function batchOf<T>(space: Space<T>, values: readonly T[]): BatchOf<T> {
+  const batch = space.createBatch(values.length);
+  values.forEach((x, i) => space.setBatchItem(batch, i, x));
+  return batch;
+}
+
+/**
+ * The per-env values of a batch (Gymnasium's `iterate`): the one way back from batches, for tests, evaluation
+ * and viewers that look at one env at a time.
+ */
+export function unbatch<T>(space: Space<T>, batch: BatchOf<T>): T[] {
+  return Array.from({ length: batchLength(space, batch) }, (_, i) => space.batchItem(batch, i));
+}
+
+/** How many values a batch of the space holds. */
+export function batchLength(space: Space, batch: Batch): number {
+  if (space instanceof Tuple) return space.spaces.length ? batchLength(space.spaces[0], (batch as Batch[])[0]) : 0;
+  if (space instanceof Dict) {
+    const [first] = space.spaces;
+    return first ? batchLength(first[1], (batch as { [key: string]: Batch })[first[0]]) : 0;
+  }
+  const width = space instanceof MultiDiscrete ? space.nvec.length : space instanceof Discrete ? 1 : space.flatDim;
+  return width === 0 ? 0 : (batch as Int32Array | Float32Array | Int8Array).length / width;
+}
+
+/** Copies the n values of `src` into `dst` from value `at` on (same space), to join the batches of workers or servers. */
+export function copyBatch(src: Batch, n: number, dst: Batch, at: number): void {
+  if (ArrayBuffer.isView(src)) {
+    const width = n === 0 ? 0 : src.length / n;
+    (dst as typeof src).set(src, at * width);
+  } else if (Array.isArray(src)) src.forEach((part, k) => copyBatch(part, n, (dst as Batch[])[k], at));
+  else for (const [k, part] of Object.entries(src)) copyBatch(part, n, (dst as { [key: string]: Batch })[k], at);
+}
+
 /** True for `{...}` objects (not arrays, typed arrays, class instances). */
 export function isPlainObject(x: unknown): x is Record<string, unknown> {
   if (typeof x !== 'object' || x === null) return false;
   const proto = Object.getPrototypeOf(x) as unknown;
   return proto === Object.prototype || proto === null;
+}
+
+/** Copies n rows of `width` numbers into `out`, row i at `i * stride + offset`. */
+function copyRows(src: Float32Array | Int8Array, n: number, width: number, out: Float32Array, stride: number, offset: number): Float32Array {
+  if (stride === width && offset === 0) out.set(src.subarray(0, n * width));
+  else for (let i = 0; i < n; i++) out.set(src.subarray(i * width, (i + 1) * width), i * stride + offset);
+  return out;
 }
 
 function bounds(name: string, v: number | ArrayLike<number>, size: number): Float32Array {

@@ -6,6 +6,13 @@
  * in `same-step` mode the env resets in the step it ended and the final obs/info are in `info.final_obs` /
  * `info.final_info` (masked by `info._final_obs` / `info._final_info`).
  *
+ * Observations are batched by the space (`spaces.ts`' batches: one typed array per leaf, env index first), as
+ * Gymnasium's `batch_space`; `unbatch` gives the per-env values back.
+ *
+ * `BaseVectorEnv` is the shared base of SyncVectorEnv, AsyncVectorEnv and RemoteVectorEnv: the lifecycle (reset
+ * before step, one call at a time, nothing after close), per-env seeds and the one check of each action batch.
+ * `VectorWrapper` wraps a vector env as `Wrapper` wraps an env.
+ *
  * Infos are batched as Gymnasium's `_add_info`: `info[key][i]` is env i's value (0, false or null where env i
  * has none) and `info['_' + key][i]` says whether env i has it; nested plain objects are batched recursively, so
  * RecordEpisodeStatistics' return of env i is `info.episode.r[i]`, masked by `info._episode[i]`.
@@ -13,8 +20,9 @@
 import { describeValue, type Env, type EnvMetadata, type Info } from './env.js';
 import type { Json } from './snapshot.js';
 import { make, type EnvKwargs } from './registry.js';
-import { isPlainObject, type Space } from './spaces.js';
-import { applyWrappers, type EpisodeStats, type WrapperSpec } from './wrappers.js';
+import { isPlainObject, type BatchOf, type Space } from './spaces.js';
+import type { EpisodeStats } from './episodes.js';
+import { applyWrappers, type WrapperSpec } from './wrappers.js';
 
 export type AutoresetMode = 'next-step' | 'same-step';
 
@@ -30,12 +38,14 @@ export interface VectorResetOptions {
 }
 
 export interface VectorResetResult<O> {
-  obs: O[];
+  /** The batch of every env's observation. */
+  obs: BatchOf<O>;
   info: VectorInfo;
 }
 
 export interface VectorStepResult<O> {
-  obs: O[];
+  /** The batch of every env's observation. */
+  obs: BatchOf<O>;
   rewards: Float64Array;
   terminated: boolean[];
   truncated: boolean[];
@@ -96,24 +106,24 @@ export type GroupState = { envs: Json[]; needsAutoreset: boolean[] };
  * Steps a group of envs with Gymnasium's autoreset; shared by SyncVectorEnv (all envs) and each AsyncVectorEnv
  * worker (its slice), so both give identical results.
  */
-export class EnvGroup {
+export class EnvGroup<O = unknown, A = unknown> {
   private readonly needsAutoreset: boolean[];
 
   constructor(
-    readonly envs: Env[],
+    readonly envs: Env<O, A>[],
     readonly autoresetMode: AutoresetMode,
   ) {
     this.needsAutoreset = envs.map(() => false);
   }
 
-  reset(seeds: (number | undefined)[], options?: Record<string, unknown>): EnvResetRecord[] {
+  reset(seeds: (number | undefined)[], options?: Record<string, unknown>): EnvResetRecord<O>[] {
     this.needsAutoreset.fill(false);
     return this.envs.map((env, i) => env.reset({ seed: seeds[i], options }));
   }
 
-  step(actions: ArrayLike<unknown>): EnvStepRecord[] {
+  step(actions: ArrayLike<A>): EnvStepRecord<O>[] {
     return this.envs.map((env, i) => {
-      let record: EnvStepRecord;
+      let record: EnvStepRecord<O>;
       if (this.needsAutoreset[i]) {
         const { obs, info } = env.reset();
         record = { obs, reward: 0, terminated: false, truncated: false, info };
@@ -170,21 +180,29 @@ function missingValue(v: unknown): unknown {
   return typeof v === 'number' ? 0 : typeof v === 'boolean' ? false : null;
 }
 
-export function batchReset<O>(records: EnvResetRecord<O>[]): VectorResetResult<O> {
+/** Batches per-env reset records: obs by the space, infos as `addInfo`. */
+export function batchReset<O>(space: Space<O>, records: EnvResetRecord<O>[]): VectorResetResult<O> {
   const info: VectorInfo = {};
-  records.forEach((r, i) => addInfo(info, r.info, i, records.length));
-  return { obs: records.map((r) => r.obs), info };
+  const obs = space.createBatch(records.length);
+  records.forEach((r, i) => {
+    space.setBatchItem(obs, i, r.obs);
+    addInfo(info, r.info, i, records.length);
+  });
+  return { obs, info };
 }
 
-export function batchStep<O>(records: EnvStepRecord<O>[]): VectorStepResult<O> {
+/** Batches per-env step records: obs by the space, rewards and flags as arrays, infos as `addInfo`. */
+export function batchStep<O>(space: Space<O>, records: EnvStepRecord<O>[]): VectorStepResult<O> {
   const n = records.length;
   const info: VectorInfo = {};
+  const obs = space.createBatch(n);
   records.forEach((r, i) => {
+    space.setBatchItem(obs, i, r.obs);
     if (r.final) addInfo(info, { final_obs: r.final.obs, final_info: r.final.info }, i, n);
     addInfo(info, r.info, i, n);
   });
   return {
-    obs: records.map((r) => r.obs),
+    obs,
     rewards: Float64Array.from(records, (r) => r.reward),
     terminated: records.map((r) => r.terminated),
     truncated: records.map((r) => r.truncated),
@@ -240,7 +258,11 @@ export function checkActions(name: string, actions: ArrayLike<unknown>, numEnvs:
 export function vectorEnvFns(opts: MakeVectorOptions): (() => Env)[] {
   if (!Number.isInteger(opts.numEnvs) || opts.numEnvs <= 0)
     throw new Error(`Vector env: numEnvs must be a positive integer, got ${opts.numEnvs}.`);
-  return Array.from({ length: opts.numEnvs }, () => () => applyWrappers(make(opts.id, opts.kwargs), opts.wrappers));
+  // Without OrderEnforcing: the vector env checks each batch once, and its autoreset never steps an ended episode.
+  return Array.from(
+    { length: opts.numEnvs },
+    () => () => applyWrappers(make(opts.id, opts.kwargs, { disableEnvChecker: true }), opts.wrappers),
+  );
 }
 
 /** Tracks the lifecycle every vector env enforces: reset before step, nothing after close, one call at a time. */
@@ -289,47 +311,147 @@ export function checkSameSpaces(name: string, envs: Env[]): void {
   });
 }
 
-/** Steps its envs one after another in this thread, as Gymnasium's SyncVectorEnv. */
-export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
+/** What a vector env is: its size, spaces, autoreset mode and metadata (`BaseVectorEnv`'s constructor takes it). */
+export interface VectorEnvSpec<O, A> {
+  numEnvs: number;
+  singleObservationSpace: Space<O>;
+  singleActionSpace: Space<A>;
+  autoresetMode: AutoresetMode;
+  metadata: EnvMetadata;
+}
+
+/**
+ * The base of every vector env (see the module comment). Subclasses implement `resetEnvs`, `stepEnvs` and
+ * `closeEnvs`; the public methods run them inside the lifecycle, with seeds per env and actions checked once.
+ */
+export abstract class BaseVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
   readonly numEnvs: number;
   readonly singleObservationSpace: Space<O>;
   readonly singleActionSpace: Space<A>;
   readonly autoresetMode: AutoresetMode;
   readonly metadata: EnvMetadata;
+  private readonly lifecycle: VectorLifecycle;
+
+  constructor(
+    /** The class's name in messages. */
+    protected readonly kind: string,
+    spec: VectorEnvSpec<O, A>,
+  ) {
+    checkMode(spec.autoresetMode);
+    this.numEnvs = spec.numEnvs;
+    this.singleObservationSpace = spec.singleObservationSpace;
+    this.singleActionSpace = spec.singleActionSpace;
+    this.autoresetMode = spec.autoresetMode;
+    this.metadata = spec.metadata;
+    this.lifecycle = new VectorLifecycle(kind);
+  }
+
+  reset(opts: VectorResetOptions = {}): Promise<VectorResetResult<O>> {
+    return this.lifecycle.run('reset', () => this.resetEnvs(envSeeds(opts.seed, this.numEnvs), opts.options));
+  }
+
+  step(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
+    return this.lifecycle.run('step', () => {
+      checkActions(this.kind, actions, this.numEnvs, this.singleActionSpace);
+      return this.stepEnvs(actions);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.lifecycle.close()) await this.closeEnvs();
+  }
+
+  /** Whether `close` was called. */
+  protected get closed(): boolean {
+    return this.lifecycle.closed;
+  }
+
+  /** Runs `body` (e.g. restoring a saved state) as a reset: in the lifecycle, leaving the envs ready to step. */
+  protected asReset<T>(body: () => T | Promise<T>): Promise<T> {
+    return this.lifecycle.run('reset', body);
+  }
+
+  /** Resets every env, env i with `seeds[i]`. */
+  protected abstract resetEnvs(
+    seeds: (number | undefined)[],
+    options: Record<string, unknown> | undefined,
+  ): VectorResetResult<O> | Promise<VectorResetResult<O>>;
+  /** Steps every env with its (already checked) action. */
+  protected abstract stepEnvs(actions: ArrayLike<A>): VectorStepResult<O> | Promise<VectorStepResult<O>>;
+  protected abstract closeEnvs(): void | Promise<void>;
+}
+
+/**
+ * Wraps a vector env, forwarding everything (state saving included, where the inner env has it); override what
+ * the wrapper changes, as Gymnasium's VectorWrapper.
+ */
+export class VectorWrapper<O = unknown, A = unknown> implements VectorEnv<O, A> {
+  readonly getState?: () => Promise<Json>;
+  readonly setState?: (state: Json) => Promise<void>;
+
+  constructor(readonly env: VectorEnv<O, A>) {
+    if (env.getState) this.getState = () => env.getState!();
+    if (env.setState) this.setState = (state) => env.setState!(state);
+  }
+  get numEnvs(): number {
+    return this.env.numEnvs;
+  }
+  get singleObservationSpace(): Space<O> {
+    return this.env.singleObservationSpace;
+  }
+  get singleActionSpace(): Space<A> {
+    return this.env.singleActionSpace;
+  }
+  get autoresetMode(): AutoresetMode {
+    return this.env.autoresetMode;
+  }
+  get metadata(): EnvMetadata {
+    return this.env.metadata;
+  }
+  reset(opts?: VectorResetOptions): Promise<VectorResetResult<O>> {
+    return this.env.reset(opts);
+  }
+  step(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
+    return this.env.step(actions);
+  }
+  close(): Promise<void> {
+    return this.env.close();
+  }
+}
+
+/** Steps its envs one after another in this thread, as Gymnasium's SyncVectorEnv. */
+export class SyncVectorEnv<O = unknown, A = unknown> extends BaseVectorEnv<O, A> {
   readonly envs: Env<O, A>[];
-  private readonly group: EnvGroup;
-  private readonly lifecycle = new VectorLifecycle('SyncVectorEnv');
+  private readonly group: EnvGroup<O, A>;
 
   /** From env factories, or from a registered id (`{id, kwargs, numEnvs, wrappers}`). */
   constructor(envFns: (() => Env<O, A>)[] | MakeVectorOptions, opts: VectorEnvOptions = {}) {
     const fns = Array.isArray(envFns) ? envFns : (vectorEnvFns(envFns) as (() => Env<O, A>)[]);
     if (fns.length === 0) throw new Error('SyncVectorEnv: needs at least one env.');
-    this.autoresetMode = (Array.isArray(envFns) ? opts.autoresetMode : envFns.autoresetMode) ?? 'next-step';
-    checkMode(this.autoresetMode);
-    this.envs = fns.map((fn) => fn());
-    checkSameSpaces('SyncVectorEnv', this.envs);
-    this.numEnvs = this.envs.length;
-    this.singleObservationSpace = this.envs[0].observationSpace;
-    this.singleActionSpace = this.envs[0].actionSpace;
-    this.metadata = { ...this.envs[0].metadata, autoresetMode: this.autoresetMode };
-    this.group = new EnvGroup(this.envs, this.autoresetMode);
+    const autoresetMode = (Array.isArray(envFns) ? opts.autoresetMode : envFns.autoresetMode) ?? 'next-step';
+    const envs = fns.map((fn) => fn());
+    checkSameSpaces('SyncVectorEnv', envs);
+    super('SyncVectorEnv', {
+      numEnvs: envs.length,
+      singleObservationSpace: envs[0].observationSpace,
+      singleActionSpace: envs[0].actionSpace,
+      autoresetMode,
+      metadata: { ...envs[0].metadata, autoresetMode },
+    });
+    this.envs = envs;
+    this.group = new EnvGroup(envs, autoresetMode);
   }
 
-  reset(opts: VectorResetOptions = {}): Promise<VectorResetResult<O>> {
-    return this.lifecycle.run('reset', () =>
-      batchReset(this.group.reset(envSeeds(opts.seed, this.numEnvs), opts.options)),
-    ) as Promise<VectorResetResult<O>>;
+  protected resetEnvs(seeds: (number | undefined)[], options?: Record<string, unknown>): VectorResetResult<O> {
+    return batchReset(this.singleObservationSpace, this.group.reset(seeds, options));
   }
 
-  step(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
-    return this.lifecycle.run('step', () => {
-      checkActions('SyncVectorEnv', actions, this.numEnvs, this.singleActionSpace);
-      return batchStep(this.group.step(actions));
-    }) as Promise<VectorStepResult<O>>;
+  protected stepEnvs(actions: ArrayLike<A>): VectorStepResult<O> {
+    return batchStep(this.singleObservationSpace, this.group.step(actions));
   }
 
-  async close(): Promise<void> {
-    if (this.lifecycle.close()) this.group.close();
+  protected closeEnvs(): void {
+    this.group.close();
   }
 
   async getState(): Promise<Json> {
@@ -337,7 +459,7 @@ export class SyncVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> 
   }
 
   async setState(state: Json): Promise<void> {
-    await this.lifecycle.run('reset', () => this.group.setState(state));
+    await this.asReset(() => this.group.setState(state));
   }
 }
 

@@ -1,50 +1,139 @@
 /**
- * Env wrappers, as Gymnasium 1.x's (TimeLimit, RecordEpisodeStatistics, FlattenObservation, ClipAction) plus
- * POPGym's PreviousAction. Each is an Env around an inner env; `Wrapper` forwards everything by default.
+ * Env wrappers, as Gymnasium 1.x's: the bases `Wrapper` (same spaces, forwards everything), `ObservationWrapper`,
+ * `ActionWrapper` and `RewardWrapper` (each changes one thing through one method), and the built-ins TimeLimit,
+ * OrderEnforcing, RecordEpisodeStatistics, FlattenObservation, ClipAction, plus POPGym's PreviousAction.
  */
-import { Env, type EnvMetadata, type ResetResult, type RgbImage, type StepResult } from './env.js';
+import { describeValue, Env, type EnvMetadata, type ResetOptions, type ResetResult, type RgbImage, type StepResult } from './env.js';
+import { EpisodeStatistics } from './episodes.js';
+
+export type { EpisodeStats } from './episodes.js';
 import { Box, Dict, Discrete, MultiBinary, MultiDiscrete, Space, Tuple, flattenSpace } from './spaces.js';
 
 /**
- * Base of all wrappers: forwards reset (with its seed), step, render and close to `env`. `WO`/`WA` are the
- * wrapper's observation/action types, `O`/`A` the inner env's; subclasses that change them override
- * `resetEnv`/`stepEnv` and pass the new spaces to the constructor.
+ * What every wrapper shares: the env it wraps (observations `O`, actions `A`), its own spaces (`WO`, `WA`),
+ * and render, close, name and `unwrapped` forwarded down the chain. Subclasses say how reset and step map.
  */
-export class Wrapper<WO = unknown, WA = unknown, O = WO, A = WA> extends Env<WO, WA> {
-  readonly observationSpace: Space<WO>;
-  readonly actionSpace: Space<WA>;
+export abstract class BaseWrapper<WO, WA, O, A> extends Env<WO, WA> {
   override readonly metadata: EnvMetadata;
 
   constructor(
     readonly env: Env<O, A>,
-    spaces: { observationSpace?: Space<WO>; actionSpace?: Space<WA> } = {},
+    readonly observationSpace: Space<WO>,
+    readonly actionSpace: Space<WA>,
   ) {
     super();
-    if (!(env instanceof Env)) throw new Error(`${new.target.name}: expected an Env to wrap, got ${String(env)}.`);
-    this.observationSpace = spaces.observationSpace ?? (env.observationSpace as unknown as Space<WO>);
-    this.actionSpace = spaces.actionSpace ?? (env.actionSpace as unknown as Space<WA>);
     this.metadata = env.metadata;
     this.renderMode = env.renderMode;
-  }
-
-  protected resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<WO> {
-    return this.env.reset({ seed, options }) as unknown as ResetResult<WO>;
-  }
-  protected stepEnv(action: WA): StepResult<WO> {
-    return this.env.step(action as unknown as A) as unknown as StepResult<WO>;
   }
   override render(): string | RgbImage | undefined {
     return this.env.render();
   }
   override close(): void {
     this.env.close();
-    super.close();
   }
   override get name(): string {
     return this.specId ?? `${this.constructor.name}<${this.env.name}>`;
   }
   override get unwrapped(): Env {
     return this.env.unwrapped;
+  }
+}
+
+/** Checks that `env` is an Env before a wrapper's constructor reads its spaces. */
+function wrappable<E>(env: E, wrapper: string): E {
+  if (!(env instanceof Env)) throw new Error(`${wrapper}: expected an Env to wrap, got ${String(env)}.`);
+  return env;
+}
+
+/** A wrapper that keeps the spaces: forwards reset (with its seed) and step; override them to add bookkeeping. */
+export class Wrapper<O = unknown, A = unknown> extends BaseWrapper<O, A, O, A> {
+  constructor(env: Env<O, A>) {
+    super(wrappable(env, new.target.name), env.observationSpace, env.actionSpace);
+  }
+  protected resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<O> {
+    return this.env.reset({ seed, options });
+  }
+  protected stepEnv(action: A): StepResult<O> {
+    return this.env.step(action);
+  }
+}
+
+/** Maps every observation (reset's and step's) through `observation`, into `observationSpace`. */
+export abstract class ObservationWrapper<WO, O = unknown, A = unknown> extends BaseWrapper<WO, A, O, A> {
+  constructor(env: Env<O, A>, observationSpace: Space<WO>) {
+    super(wrappable(env, new.target.name), observationSpace, env.actionSpace);
+  }
+  /** The wrapper's observation for one of the inner env's. */
+  abstract observation(obs: O): WO;
+  protected resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<WO> {
+    const { obs, info } = this.env.reset({ seed, options });
+    return { obs: this.observation(obs), info };
+  }
+  protected stepEnv(action: A): StepResult<WO> {
+    const result = this.env.step(action);
+    return { ...result, obs: this.observation(result.obs) };
+  }
+}
+
+/** Maps every action through `action` before the inner env sees it; the wrapper takes `actionSpace`. */
+export abstract class ActionWrapper<WA, O = unknown, A = unknown> extends BaseWrapper<O, WA, O, A> {
+  constructor(env: Env<O, A>, actionSpace: Space<WA>) {
+    super(wrappable(env, new.target.name), env.observationSpace, actionSpace);
+  }
+  /** The inner env's action for one of the wrapper's. */
+  abstract action(action: WA): A;
+  protected resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<O> {
+    return this.env.reset({ seed, options });
+  }
+  protected stepEnv(action: WA): StepResult<O> {
+    return this.env.step(this.action(action));
+  }
+}
+
+/** Maps every reward through `reward`. */
+export abstract class RewardWrapper<O = unknown, A = unknown> extends Wrapper<O, A> {
+  /** The wrapper's reward for one of the inner env's. */
+  abstract reward(reward: number): number;
+  protected override stepEnv(action: A): StepResult<O> {
+    const result = this.env.step(action);
+    return { ...result, reward: this.reward(result.reward) };
+  }
+}
+
+/**
+ * The one place single envs are checked (`make` puts it outermost, so it sees the time limit's ends too): step()
+ * before reset(), after the episode ended or after close(), reset() after close(), and actions outside the action
+ * space, each with an error naming the env. Gymnasium splits this into OrderEnforcing and PassiveEnvChecker
+ * (which checks only the first step and warns); here every step is checked and errors are thrown. Vector envs
+ * make their envs without it and check each batch once instead.
+ */
+export class OrderEnforcing<O = unknown, A = unknown> extends Wrapper<O, A> {
+  private phase: 'unreset' | 'running' | 'done' | 'closed' = 'unreset';
+
+  override reset(opts: ResetOptions = {}): ResetResult<O> {
+    if (this.phase === 'closed') throw new Error(`${this.name}: reset() called after close().`);
+    const result = super.reset(opts);
+    this.phase = 'running';
+    return result;
+  }
+  override step(action: A): StepResult<O> {
+    if (this.phase === 'unreset') throw new Error(`${this.name}: step() called before reset(). Call reset() first.`);
+    if (this.phase === 'closed') throw new Error(`${this.name}: step() called after close().`);
+    if (this.phase === 'done')
+      throw new Error(`${this.name}: step() called after the episode ended (terminated or truncated). Call reset().`);
+    if (!this.actionSpace.contains(action))
+      throw new Error(`${this.name}: action ${describeValue(action)} is not in the action space ${this.actionSpace}.`);
+    const result = super.step(action);
+    if (result.terminated || result.truncated) this.phase = 'done';
+    return result;
+  }
+  override close(): void {
+    super.close();
+    this.phase = 'closed';
+  }
+  /** Transparent in messages: the checked env's name. */
+  override get name(): string {
+    return this.specId ?? this.env.name;
   }
 }
 
@@ -75,16 +164,6 @@ export class TimeLimit<O = unknown, A = unknown> extends Wrapper<O, A> {
   }
 }
 
-/** Episode statistics put in `info.episode` at the end of each episode, as Gymnasium's. */
-export interface EpisodeStats {
-  /** Return (sum of rewards). */
-  r: number;
-  /** Length in steps. */
-  l: number;
-  /** Wall time in seconds since the episode's reset, rounded to microseconds. */
-  t: number;
-}
-
 /**
  * Adds `info[statsKey] = {r, l, t}` on the step an episode ends, and keeps the last `bufferLength` returns,
  * lengths and times in `returnQueue`/`lengthQueue`/`timeQueue`, as Gymnasium's RecordEpisodeStatistics.
@@ -95,9 +174,7 @@ export class RecordEpisodeStatistics<O = unknown, A = unknown> extends Wrapper<O
   readonly timeQueue: number[] = [];
   readonly bufferLength: number;
   readonly statsKey: string;
-  private episodeReturn = 0;
-  private episodeLength = 0;
-  private episodeStart = 0;
+  private readonly episode = new EpisodeStatistics(1);
 
   constructor(env: Env<O, A>, opts: { bufferLength?: number; statsKey?: string } = {}) {
     super(env);
@@ -108,23 +185,16 @@ export class RecordEpisodeStatistics<O = unknown, A = unknown> extends Wrapper<O
   }
   protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<O> {
     const result = super.resetEnv(options, seed);
-    this.episodeReturn = 0;
-    this.episodeLength = 0;
-    this.episodeStart = performance.now();
+    this.episode.begin(0);
     return result;
   }
   protected override stepEnv(action: A): StepResult<O> {
     const result = super.stepEnv(action);
-    this.episodeReturn += result.reward;
-    this.episodeLength++;
+    this.episode.add(0, result.reward);
     if (!(result.terminated || result.truncated)) return result;
     if (this.statsKey in result.info)
       throw new Error(`RecordEpisodeStatistics: the env's info already has a '${this.statsKey}' key.`);
-    const stats: EpisodeStats = {
-      r: this.episodeReturn,
-      l: this.episodeLength,
-      t: Math.round((performance.now() - this.episodeStart) * 1e3) / 1e6,
-    };
+    const stats = this.episode.stats(0);
     push(this.returnQueue, stats.r, this.bufferLength);
     push(this.lengthQueue, stats.l, this.bufferLength);
     push(this.timeQueue, stats.t, this.bufferLength);
@@ -133,34 +203,34 @@ export class RecordEpisodeStatistics<O = unknown, A = unknown> extends Wrapper<O
 }
 
 /** Observations flattened to a Float32Array through the space (`flattenSpace` gives the new space). */
-export class FlattenObservation<O = unknown, A = unknown> extends Wrapper<Float32Array, A, O, A> {
+export class FlattenObservation<O = unknown, A = unknown> extends ObservationWrapper<Float32Array, O, A> {
   constructor(env: Env<O, A>) {
-    super(env, { observationSpace: flattenSpace(env.observationSpace) });
+    super(env, flattenSpace(wrappable(env, 'FlattenObservation').observationSpace));
   }
-  protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<Float32Array> {
-    const { obs, info } = this.env.reset({ seed, options });
-    return { obs: this.env.observationSpace.flatten(obs), info };
-  }
-  protected override stepEnv(action: A): StepResult<Float32Array> {
-    const result = this.env.step(action);
-    return { ...result, obs: this.env.observationSpace.flatten(result.obs) };
+  observation(obs: O): Float32Array {
+    return this.env.observationSpace.flatten(obs);
   }
 }
 
 /** Clips Box actions to the inner env's bounds; the wrapper's action space is unbounded, as Gymnasium's. */
-export class ClipAction<O = unknown> extends Wrapper<O, Float32Array, O, Float32Array> {
+export class ClipAction<O = unknown> extends ActionWrapper<Float32Array, O, Float32Array> {
   private readonly bounds: Box;
 
   constructor(env: Env<O, Float32Array>) {
-    const space = env.actionSpace;
-    if (!(space instanceof Box)) throw new Error(`ClipAction: the action space must be a Box, got ${space}.`);
-    super(env, { actionSpace: new Box(-Infinity, Infinity, space.shape) });
-    this.bounds = space;
+    const bounds = wrappable(env, 'ClipAction').actionSpace;
+    if (!(bounds instanceof Box)) throw new Error(`ClipAction: the action space must be a Box, got ${bounds}.`);
+    super(env, new Box(-Infinity, Infinity, bounds.shape));
+    this.bounds = bounds;
   }
-  protected override stepEnv(action: Float32Array): StepResult<O> {
+  action(action: Float32Array): Float32Array {
     const { low, high } = this.bounds;
-    return this.env.step(action.map((v, i) => Math.min(Math.max(v, low[i]), high[i])));
+    return action.map((v, i) => Math.min(Math.max(v, low[i]), high[i]));
   }
+}
+
+/** Whether an env takes Box actions (what ClipAction needs), for wrappers described as data. */
+function hasBoxActions(env: Env): env is Env<unknown, Float32Array> {
+  return env.actionSpace instanceof Box;
 }
 
 /** POPGym's key for the previous action in Dict observations. */
@@ -180,23 +250,24 @@ export const IS_T0 = 'is_t0';
  *   legal action, the first observation would be aliased with a later step that took that action; the `is_t0`
  *   flag (POPGym's Antialias) tells them apart.
  */
-export class PreviousAction<O = unknown, A = unknown> extends Wrapper<unknown, A, O, A> {
+export class PreviousAction<O = unknown, A = unknown> extends BaseWrapper<unknown, A, O, A> {
   readonly nullAction: A;
   readonly antialias: boolean;
 
   constructor(env: Env<O, A>, opts: { nullAction?: A; antialias?: boolean } = {}) {
     const antialias = opts.antialias ?? true;
-    super(env, { observationSpace: extendSpace(env.observationSpace, env.actionSpace, antialias) });
+    const e = wrappable(env, 'PreviousAction');
+    super(e, extendSpace(e.observationSpace, e.actionSpace, antialias), e.actionSpace);
     this.antialias = antialias;
     this.nullAction = opts.nullAction ?? (nullAction(env.actionSpace) as A);
     if (!env.actionSpace.contains(this.nullAction))
       throw new Error(`PreviousAction: the null action is not in the action space ${env.actionSpace}.`);
   }
-  protected override resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<unknown> {
+  protected resetEnv(options: Record<string, unknown>, seed?: number): ResetResult<unknown> {
     const { obs, info } = this.env.reset({ seed, options });
     return { obs: this.extend(obs, copy(this.nullAction), true), info };
   }
-  protected override stepEnv(action: A): StepResult<unknown> {
+  protected stepEnv(action: A): StepResult<unknown> {
     const result = this.env.step(action);
     // A copy: callers may reuse their action buffers.
     return { ...result, obs: this.extend(result.obs, copy(action), false) };
@@ -279,6 +350,7 @@ function push(queue: number[], v: number, max: number): void {
 /** A wrapper described as data, so it can cross to worker threads and remote processes. */
 export type WrapperSpec =
   | { type: 'TimeLimit'; maxEpisodeSteps: number }
+  | { type: 'OrderEnforcing' }
   | { type: 'RecordEpisodeStatistics'; bufferLength?: number; statsKey?: string }
   | { type: 'FlattenObservation' }
   | { type: 'PreviousAction'; antialias?: boolean; nullAction?: unknown }
@@ -290,6 +362,8 @@ export function applyWrappers(env: Env, specs: readonly WrapperSpec[] = []): Env
     switch (spec.type) {
       case 'TimeLimit':
         return new TimeLimit(inner, spec.maxEpisodeSteps);
+      case 'OrderEnforcing':
+        return new OrderEnforcing(inner);
       case 'RecordEpisodeStatistics':
         return new RecordEpisodeStatistics(inner, spec);
       case 'FlattenObservation':
@@ -297,11 +371,12 @@ export function applyWrappers(env: Env, specs: readonly WrapperSpec[] = []): Env
       case 'PreviousAction':
         return new PreviousAction(inner, spec);
       case 'ClipAction':
-        return new ClipAction(inner as Env<unknown, Float32Array>);
+        if (!hasBoxActions(inner)) throw new Error(`ClipAction: the action space must be a Box, got ${inner.actionSpace}.`);
+        return new ClipAction(inner);
       default:
         throw new Error(
           `Unknown wrapper type '${(spec as { type: unknown }).type}'. ` +
-            'Known: TimeLimit, RecordEpisodeStatistics, FlattenObservation, PreviousAction, ClipAction.',
+            'Known: TimeLimit, OrderEnforcing, RecordEpisodeStatistics, FlattenObservation, PreviousAction, ClipAction.',
         );
     }
   }, env);

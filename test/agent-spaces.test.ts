@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RecurrentAgent } from '../agents/agent.js';
-import { Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tuple, type Space } from '../envs/spaces.js';
+import { batchOf, Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tuple, type Space } from '../envs/spaces.js';
 import { initBackend } from '../memory/backend.js';
 import { makeRng } from '../util/random.js';
 import { disposeState } from '../memory/state.js';
@@ -32,7 +32,7 @@ describe('RecurrentAgent', () => {
           const obs = Array.from({ length: B }, () => obsSpace.sample(rng));
           const flags = Array.from({ length: B }, (_, b) => (t === 0 || (t === 2 && b === 1) ? 1 : 0));
           flags.forEach((f, b) => (starts[b * L + t] = f));
-          const res = await agent.act(obs, state, flags, { rng });
+          const res = await agent.act(batchOf(obsSpace, obs), state, flags, { rng });
           res.actions.forEach((a) => expect(actionSpace.contains(a)).toBe(true));
           rows.features.push(res.features);
           rows.actions.push(res.actionData);
@@ -73,8 +73,8 @@ describe('RecurrentAgent', () => {
         disposeState(start);
         const one = obsSpace.sample(rng);
         const s0 = agent.initialState(1);
-        const det = await agent.act([one], s0, [1], { deterministic: true });
-        const again = await agent.act([one], s0, [1], { deterministic: true });
+        const det = await agent.act(batchOf(obsSpace, [one]), s0, [1], { deterministic: true });
+        const again = await agent.act(batchOf(obsSpace, [one]), s0, [1], { deterministic: true });
         expect(Array.from(again.actionData)).toEqual(Array.from(det.actionData));
         [s0, det.state, again.state].forEach(disposeState);
         agent.dispose();
@@ -85,7 +85,8 @@ describe('RecurrentAgent', () => {
   it('rejects observations outside the space and unsupported action spaces with clear errors', async () => {
     const agent = new RecurrentAgent(new ElmanCore(4, 'c'), new Discrete(2), new Discrete(2), { seed: 1 });
     const state = agent.initialState(1);
-    await expect(agent.act([5], state, [1])).rejects.toThrow(/not in the observation space Discrete\(2\)/);
+    await expect(agent.act(Int32Array.of(5), state, [1])).rejects.toThrow(/Observation 0 is not in the observation space Discrete\(2\)/);
+    await expect(agent.act(Int32Array.of(1), state, [1, 0])).rejects.toThrow(/not a batch of 2 values of the observation space/);
     disposeState(state);
     agent.dispose();
     expect(() => new RecurrentAgent(new ElmanCore(4, 'c'), new Discrete(2), new Tuple([new Discrete(2)]), { seed: 1 })).toThrow(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkEnv, dataEquivalence } from '../envs/check.js';
 import { Env, type ResetResult, type StepResult } from '../envs/env.js';
-import { make, registeredIds } from '../envs/index.js';
+import { make, OrderEnforcing, registeredIds } from '../envs/index.js';
 import { Box, Discrete } from '../envs/spaces.js';
 
 /** A well-behaved env: a seeded random walk on 0..9 that terminates at either end or truncates after 20 steps. */
@@ -24,8 +24,10 @@ class Walk extends Env<number, number> {
 }
 
 describe('checkEnv', () => {
-  it('passes a good env', () => {
-    expect(() => checkEnv(new Walk())).not.toThrow();
+  it('passes a good env, checked as make() serves it (in OrderEnforcing)', () => {
+    expect(() => checkEnv(new OrderEnforcing(new Walk()))).not.toThrow();
+    // Unwrapped, nothing stops a step before reset: the input checks live in OrderEnforcing alone.
+    expect(() => checkEnv(new Walk())).toThrow(/step\(\) before reset\(\) did not throw \(.*OrderEnforcing/);
   });
 
   it('catches observations outside the space', () => {

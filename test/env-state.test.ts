@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Env, type ResetResult, type StepResult } from '../envs/env.js';
 import { AsyncVectorEnv, make, registeredIds, SyncVectorEnv, type VectorEnv } from '../envs/index.js';
 import { Discrete } from '../envs/spaces.js';
-import { PreviousAction, RecordEpisodeStatistics, TimeLimit } from '../envs/wrappers.js';
+import { OrderEnforcing, PreviousAction, RecordEpisodeStatistics, TimeLimit } from '../envs/wrappers.js';
 
 /** Plays `n` steps with actions from `rng`, resetting after episode ends; returns everything observed. */
 function play(env: Env, n: number, rng: () => number): unknown[] {
@@ -62,10 +62,10 @@ describe('env snapshots', () => {
         return { obs: 1, reward: this.rng(), terminated: true, truncated: false, info: {} };
       }
     }
-    const env = new OneStep();
+    const env = new OrderEnforcing(new OneStep());
     env.reset({ seed: 3 });
     env.step(0);
-    const copy = new OneStep();
+    const copy = new OrderEnforcing(new OneStep());
     copy.setState(env.getState());
     expect(() => copy.step(0)).toThrow(/Call reset\(\)/);
   });

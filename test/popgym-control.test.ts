@@ -81,7 +81,7 @@ describe('registration', () => {
   });
 
   it('accepts difficulty kwargs on the base ids and rejects bad values', () => {
-    expect((make('popgym-PositionOnlyCartPole-v0', { maxEpisodeLength: 50 }) as PartialCartPole).maxEpisodeLength).toBe(50);
+    expect((make('popgym-PositionOnlyCartPole-v0', { maxEpisodeLength: 50 }).unwrapped as PartialCartPole).maxEpisodeLength).toBe(50);
     expect(() => make('popgym-PositionOnlyCartPole-v0', { maxEpisodeLength: -3 })).toThrow(/maxEpisodeLength/);
     expect(() => make('popgym-LabyrinthEscape-v0', { mazeDims: [9, 9] })).toThrow(/even/);
     expect(() => make('popgym-NoisyPositionOnlyPendulum-v0', { noiseSigma: 'x' })).toThrow(/noiseSigma/);
@@ -150,7 +150,7 @@ describe('CartPole', () => {
       ['Hard', 600],
     ] as const) {
       for (const name of ['PositionOnlyCartPole', 'VelocityOnlyCartPole']) {
-        const env = make(`popgym-${name}${level}-v0`) as PartialCartPole;
+        const env = make(`popgym-${name}${level}-v0`).unwrapped as PartialCartPole;
         const balance = () => {
           const s = env.physicalState;
           return s.theta + 0.5 * s.thetaDot + 0.05 * s.x + 0.1 * s.xDot > 0 ? 1 : 0;
@@ -162,7 +162,7 @@ describe('CartPole', () => {
         expect(sum(ep.rewards)).toBeCloseTo(1, 10);
       }
     }
-    for (const level of LEVELS) expect((make(`popgym-NoisyPositionOnlyCartPole${level}-v0`) as PartialCartPole).maxEpisodeLength).toBe(200);
+    for (const level of LEVELS) expect((make(`popgym-NoisyPositionOnlyCartPole${level}-v0`).unwrapped as PartialCartPole).maxEpisodeLength).toBe(200);
     // Always pushing right fails early; every step, the last included, pays 1/L.
     const env = new PositionOnlyCartPole({ maxEpisodeLength: 400 });
     const ep = rollout(env, 2, () => 1);
@@ -176,7 +176,7 @@ describe('CartPole', () => {
       ['Easy', 0.1],
       ['Hard', 0.3],
     ] as const) {
-      const env = make(`popgym-NoisyPositionOnlyCartPole${level}-v0`) as NoisyPositionOnlyCartPole;
+      const env = make(`popgym-NoisyPositionOnlyCartPole${level}-v0`).unwrapped as NoisyPositionOnlyCartPole;
       const errors: number[] = [];
       for (let seed = 0; seed < 1000; seed++) {
         const { obs } = env.reset({ seed });
@@ -285,7 +285,7 @@ describe('Labyrinths', () => {
 
   it('Escape: a BFS policy with the map reaches the exit with return 1 − d/L', () => {
     for (const level of LEVELS) {
-      const env = make(`popgym-LabyrinthEscape${level}-v0`) as LabyrinthEscape;
+      const env = make(`popgym-LabyrinthEscape${level}-v0`).unwrapped as LabyrinthEscape;
       for (let seed = 0; seed < 5; seed++) {
         env.reset({ seed });
         const { maze, position } = env.view;
@@ -320,7 +320,7 @@ describe('Labyrinths', () => {
 
   it('Explore: standing still truncates at 1024 with return −1; a DFS policy explores everything for +1', () => {
     for (const level of LEVELS) {
-      const env = make(`popgym-LabyrinthExplore${level}-v0`) as LabyrinthExplore;
+      const env = make(`popgym-LabyrinthExplore${level}-v0`).unwrapped as LabyrinthExplore;
       env.reset({ seed: 1 });
       const { start } = env.view.maze;
       // From an entrance on the outer wall, stepping outward is blocked.

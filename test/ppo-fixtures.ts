@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { Env, type ResetResult, type StepResult as EnvStep } from '../envs/env.js';
-import { Box, Discrete, type Space } from '../envs/spaces.js';
+import { batchOf, Box, Discrete, type Space } from '../envs/spaces.js';
 import type { VectorEnv, VectorResetOptions, VectorResetResult, VectorStepResult } from '../envs/vector.js';
 import type { CoreConfig, ForwardResult, MemoryCore, NamedWeight, State, StepResult } from '../memory/core.js';
 import { makeRng } from '../util/random.js';
@@ -84,12 +84,12 @@ export class TinyVectorEnv<O, A> implements VectorEnv<O, A> {
     const seed = opts.seed;
     this.done = this.envs.map(() => false);
     const obs = this.envs.map((e, i) => e.reset({ seed: typeof seed === 'number' ? seed + i : seed?.[i] }).obs);
-    return { obs, info: {} };
+    return { obs: batchOf(this.singleObservationSpace, obs), info: {} };
   }
   async step(actions: A[]): Promise<VectorStepResult<O>> {
     const n = this.envs.length;
-    const out: VectorStepResult<O> = {
-      obs: [],
+    const obs: O[] = [];
+    const out: Omit<VectorStepResult<O>, 'obs'> = {
       rewards: new Float64Array(n),
       terminated: new Array<boolean>(n).fill(false),
       truncated: new Array<boolean>(n).fill(false),
@@ -97,18 +97,18 @@ export class TinyVectorEnv<O, A> implements VectorEnv<O, A> {
     };
     this.envs.forEach((e, i) => {
       if (this.done[i]) {
-        out.obs.push(e.reset().obs);
+        obs.push(e.reset().obs);
         this.done[i] = false;
         return;
       }
       const r = e.step(actions[i]);
-      out.obs.push(r.obs);
+      obs.push(r.obs);
       out.rewards[i] = r.reward;
       out.terminated[i] = r.terminated;
       out.truncated[i] = r.truncated;
       this.done[i] = r.terminated || r.truncated;
     });
-    return out;
+    return { ...out, obs: batchOf(this.singleObservationSpace, obs) };
   }
   async close(): Promise<void> {}
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Env, type ResetResult, type StepResult } from '../envs/env.js';
 import { envSpec, isRegistered, make, register, registeredIds } from '../envs/registry.js';
 import { Discrete } from '../envs/spaces.js';
-import { TimeLimit } from '../envs/wrappers.js';
+import { OrderEnforcing, TimeLimit } from '../envs/wrappers.js';
 
 class Constant extends Env<number, number> {
   readonly observationSpace = new Discrete(4);
@@ -33,17 +33,20 @@ describe('registry', () => {
     expect([...ids].sort()).toEqual(ids);
     expect(isRegistered('test-Constant-v0')).toBe(true);
     expect(envSpec('test-Constant-v0').description).toBe('always the same observation');
-    const env = make('test-Constant-v0') as Constant;
-    expect(env.value).toBe(2);
+    const env = make('test-Constant-v0');
+    expect((env.unwrapped as Constant).value).toBe(2);
     expect(env.specId).toBe('test-Constant-v0');
     expect(env.name).toBe('test-Constant-v0');
-    expect((make('test-Constant-v0', { value: 3 }) as Constant).value).toBe(3);
+    expect((make('test-Constant-v0', { value: 3 }).unwrapped as Constant).value).toBe(3);
     expect(make('test-Constant-v0', { renderMode: 'ansi' }).renderMode).toBe('ansi');
   });
 
   it('applies the spec time limit, which maxEpisodeSteps overrides', () => {
     const env = make('test-ConstantLimited-v0');
-    expect(env).toBeInstanceOf(TimeLimit);
+    // OrderEnforcing outermost (it sees the time limit's ends), as Gymnasium's make adds its checkers.
+    expect(env).toBeInstanceOf(OrderEnforcing);
+    expect((env as OrderEnforcing).env).toBeInstanceOf(TimeLimit);
+    expect(make('test-ConstantLimited-v0', {}, { disableEnvChecker: true })).toBeInstanceOf(TimeLimit);
     expect(env.unwrapped).toBeInstanceOf(Constant);
     env.reset();
     expect([env.step(0).truncated, env.step(0).truncated, env.step(0).truncated]).toEqual([false, false, true]);

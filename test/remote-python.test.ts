@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import seedrandom from 'seedrandom';
 import { PROTOCOL_VERSION, RemoteVectorEnv, RemoteEnvError, makeRemoteVectorEnv } from '../envs/remote/index.js';
+import { batchOf, unbatch, type Batch } from '../envs/spaces.js';
 import {
   RawClient,
   describePython,
@@ -32,6 +33,7 @@ describePython('Python env server', () => {
     env = await RemoteVectorEnv.connect([a.endpoint, b.endpoint], { timeoutMs: 10_000 });
   });
   afterAll(() => env?.close());
+  const perEnv = (obs: { [key: string]: Batch }) => unbatch(env.singleObservationSpace, obs);
 
   it('describes its envs: count, every space type converted to our JSON form, autoreset mode', () => {
     expect(env.numEnvs).toBe(5);
@@ -43,12 +45,13 @@ describePython('Python env server', () => {
 
   it('round-trips values of every space type exactly, concatenating both servers', async () => {
     const reset = await env.reset({ seed: 10 });
-    expect(reset.obs).toHaveLength(5);
-    reset.obs.forEach((o) => expect(env.singleObservationSpace.contains(o)).toBe(true));
+    // Observations arrive batched (one typed array per leaf of the space), decoded straight from the frames.
+    expect(env.singleObservationSpace.batchContains(reset.obs, 5)).toBe(true);
     const rng = seedrandom('actions');
     const actions = Array.from({ length: 5 }, () => env.singleActionSpace.sample(rng));
     const r = await env.step(actions);
-    expect(r.obs).toEqual(actions); // the env echoes each action back
+    expect(r.obs).toEqual(batchOf(env.singleObservationSpace, actions)); // the env echoes each action back
+    expect(perEnv(r.obs)).toEqual(actions);
     expect(Array.from(r.rewards)).toEqual([1.5, 1.5, 1.5, 1.5, 1.5]);
     expect(r.info.t).toEqual([1, 1, 1, 1, 1]);
     expect(r.info.arr).toEqual(new Array(5).fill(Float32Array.from([0, 1, 2])));
@@ -61,7 +64,7 @@ describePython('Python env server', () => {
     const again = await env.reset({ seed: 3 });
     expect(again.obs).toEqual(first.obs);
     const shifted = await env.reset({ seed: [4, 5, 6, 7, 8] });
-    expect(shifted.obs.slice(0, 4)).toEqual(first.obs.slice(1));
+    expect(perEnv(shifted.obs).slice(0, 4)).toEqual(perEnv(first.obs).slice(1));
     expect(first.info.seeded).toEqual(new Array(5).fill(true));
   });
 
@@ -75,7 +78,7 @@ describePython('Python env server', () => {
     const r = await env.step(acts);
     expect(Array.from(r.rewards)).toEqual([0, 0, 0, 0, 0]);
     expect(r.terminated.some(Boolean)).toBe(false);
-    expect(r.obs).not.toEqual(acts); // a fresh episode's first obs, not the echo
+    expect(perEnv(r.obs)).not.toEqual(acts); // a fresh episode's first obs, not the echo
   });
 
   it('reports remote exceptions with their type and message', async () => {
@@ -114,7 +117,7 @@ describePython('Python env server', () => {
     );
     await client.reset({ seed: 1 });
     const act = echoSpace().sample(seedrandom('z'));
-    expect((await client.step([act, act])).obs).toEqual([act, act]);
+    expect(unbatch(client.singleObservationSpace, (await client.step([act, act])).obs)).toEqual([act, act]);
     await client.close();
   });
 
@@ -176,7 +179,7 @@ describePython('faults', () => {
     const next = await env.step([act, act]); // the autoreset step: action ignored, the new episode's first obs
     expect(next.obs).toEqual(r.obs);
     expect(Array.from(next.rewards)).toEqual([0, 0]);
-    expect((await env.step([act, act])).obs).toEqual([act, act]);
+    expect(unbatch(env.singleObservationSpace, (await env.step([act, act])).obs)).toEqual([act, act]);
     await env.close();
   });
 

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import seedrandom from 'seedrandom';
 import '../envs/index.js';
 import { SyncVectorEnv, type VectorEnv } from '../envs/vector.js';
+import { unbatch } from '../envs/spaces.js';
 import { EnvServer, RemoteVectorEnv } from '../envs/remote/index.js';
 import { registerTrain } from '../cli/commands/train.js';
 import {
@@ -51,11 +52,11 @@ describe('TypeScript env server', () => {
     const env = await RemoteVectorEnv.connect<Record<string, unknown>, Record<string, unknown>>(s.endpoint);
     expect(env.singleObservationSpace.toJSON()).toEqual(echoSpace().toJSON());
     const reset = await env.reset({ seed: 1 });
-    reset.obs.forEach((o) => expect(env.singleObservationSpace.contains(o)).toBe(true));
+    unbatch(env.singleObservationSpace, reset.obs).forEach((o) => expect(env.singleObservationSpace.contains(o)).toBe(true));
     const rng = seedrandom('a');
     const actions = Array.from({ length: 3 }, () => env.singleActionSpace.sample(rng));
     const r = await env.step(actions);
-    expect(r.obs).toEqual(actions);
+    expect(unbatch(env.singleObservationSpace, r.obs)).toEqual(actions);
     expect(r.info.arr).toEqual(new Array(3).fill(Float32Array.from([0, 1, 2])));
     expect(r.info.episode).toEqual({ l: [1, 1, 1], _l: [true, true, true] });
     await env.close();
@@ -120,7 +121,7 @@ describe('TypeScript env server', () => {
     const env = await RemoteVectorEnv.connect(s.endpoint);
     await env.reset({ seed: 3 });
     const act = echoSpace().sample(seedrandom('c'));
-    expect((await env.step([act, act])).obs).toEqual([act, act]);
+    expect(unbatch(env.singleObservationSpace, (await env.step([act, act])).obs)).toEqual([act, act]);
     expect(await env.ping()).toBeGreaterThanOrEqual(0);
     await env.close();
   });
@@ -189,7 +190,7 @@ describe('TypeScript env server', () => {
     expect(r.truncated).toEqual([true, true]);
     expect(r.info.remote_restarted).toEqual([true, true]);
     await env.step([act, act]); // the autoreset step
-    expect((await env.step([act, act])).obs).toEqual([act, act]);
+    expect(unbatch(env.singleObservationSpace, (await env.step([act, act])).obs)).toEqual([act, act]);
     await env.close();
   });
 

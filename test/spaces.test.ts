@@ -2,7 +2,10 @@ import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { dataEquivalence } from '../envs/check.js';
 import {
+  batchLength,
+  batchOf,
   Box,
+  copyBatch,
   Dict,
   Discrete,
   flattenSpace,
@@ -11,6 +14,7 @@ import {
   Space,
   spaceFromJSON,
   Tuple,
+  unbatch,
 } from '../envs/spaces.js';
 
 const cases: [string, Space][] = [
@@ -202,5 +206,45 @@ describe('Tuple and Dict', () => {
     expect(new Box(0, 1, [2]).equals(new Box([0, 0], [1, 1]))).toBe(true);
     expect(new Box(0, 1, [2]).equals(new Box(0, 2, [2]))).toBe(false);
     expect(new Discrete(2).equals(new MultiBinary(2))).toBe(false);
+  });
+});
+
+describe('batches (Gymnasium batch_space)', () => {
+  it.each(cases)('%s: batchOf / unbatch round-trip, flattenBatch equals flatten per value', (_name, space) => {
+    const rng = seedrandom('batch');
+    const values = Array.from({ length: 4 }, () => space.sample(rng));
+    const batch = batchOf(space, values);
+    expect(space.batchContains(batch, 4)).toBe(true);
+    expect(space.batchContains(batch, 3)).toBe(false);
+    expect(batchLength(space, batch)).toBe(4);
+    expect(dataEquivalence(unbatch(space, batch), values)).toBe(true);
+    const rows = new Float32Array(4 * space.flatDim);
+    values.forEach((v, i) => space.flatten(v, rows, i * space.flatDim));
+    expect(Array.from(space.flattenBatch(batch, 4))).toEqual(Array.from(rows));
+    // Joining two batches (as workers' or servers' parts are joined) keeps the env order.
+    const joined = space.createBatch(6);
+    copyBatch(batch, 4, joined, 0);
+    copyBatch(batchOf(space, values.slice(0, 2)), 2, joined, 4);
+    expect(dataEquivalence(unbatch(space, joined), [...values, ...values.slice(0, 2)])).toBe(true);
+  });
+
+  it('lays out leaves as typed arrays, env index first, and nests Tuple and Dict', () => {
+    expect(batchOf(new Discrete(3), [2, 0])).toEqual(Int32Array.of(2, 0));
+    expect(batchOf(new Box(0, 9, [2]), [Float32Array.of(1, 2), Float32Array.of(3, 4)])).toEqual(Float32Array.of(1, 2, 3, 4));
+    expect(batchOf(new MultiDiscrete([2, 3]), [Int32Array.of(1, 2), Int32Array.of(0, 1)])).toEqual(Int32Array.of(1, 2, 0, 1));
+    expect(batchOf(new MultiBinary(2), [Int8Array.of(1, 0), Int8Array.of(0, 1)])).toEqual(Int8Array.of(1, 0, 0, 1));
+    const dict = new Dict({ b: new Tuple([new Discrete(2), new MultiBinary(1)]), a: new Discrete(4) });
+    expect(batchOf(dict, [{ a: 3, b: [1, Int8Array.of(1)] }, { a: 0, b: [0, Int8Array.of(0)] }])).toEqual({
+      a: Int32Array.of(3, 0),
+      b: [Int32Array.of(1, 0), Int8Array.of(1, 0)],
+    });
+  });
+
+  it('batchContains checks values and layout', () => {
+    expect(new Discrete(3, 1).batchContains(Int32Array.of(1, 3), 2)).toBe(true);
+    expect(new Discrete(3, 1).batchContains(Int32Array.of(0, 3), 2)).toBe(false);
+    expect(new Discrete(3).batchContains([0, 1], 2)).toBe(false);
+    expect(new Box(0, 1, [2]).batchContains(Float32Array.of(0, 1, 1, 2), 2)).toBe(false);
+    expect(new Dict({ a: new Discrete(2) }).batchContains({ a: Int32Array.of(1), b: Int32Array.of(1) }, 1)).toBe(false);
   });
 });

@@ -130,10 +130,10 @@ describe('T-maze', () => {
   });
 
   it('registers the ids, including a short one, and renders ansi', () => {
-    const short = make('PassiveTMazeShort-v0') as TMaze;
+    const short = make('PassiveTMazeShort-v0').unwrapped as TMaze;
     expect(short.corridorLength).toBe(5);
     expect(short.episodeLength).toBe(6);
-    expect((make('ActiveTMaze-v0', { corridorLength: 30 }) as TMaze).episodeLength).toBe(33);
+    expect((make('ActiveTMaze-v0', { corridorLength: 30 }).unwrapped as TMaze).episodeLength).toBe(33);
     expect(() => make('PassiveTMaze-v0', { corridorLength: 0 })).toThrow(/corridorLength/);
     short.reset({ seed: 0 });
     expect((short.render() as string).split('\n').slice(0, 3).join('\n')).toMatch(/A----J/);
@@ -229,7 +229,7 @@ describe('Passive Visual Match', () => {
     expect(a).toEqual(b);
     expect(rollout(new PassiveVisualMatch(SHORT), 6).obs).not.toEqual(a.obs);
 
-    const env = make('PassiveVisualMatch-v0', { renderMode: 'rgb_array', applePhaseSteps: 5 }) as PassiveVisualMatch;
+    const env = make('PassiveVisualMatch-v0', { renderMode: 'rgb_array', applePhaseSteps: 5 }).unwrapped as PassiveVisualMatch;
     env.reset({ seed: 1 });
     const img = env.render() as RgbImage;
     expect([img.width, img.height, img.data.length]).toEqual([88, 56, 88 * 56 * 3]);
@@ -242,10 +242,10 @@ describe('Passive Visual Match', () => {
   });
 
   it('keeps the paper setting available: 15 / 750 / 15 steps', () => {
-    const env = make('PassiveVisualMatch-v0') as PassiveVisualMatch;
+    const env = make('PassiveVisualMatch-v0').unwrapped as PassiveVisualMatch;
     expect(env.phaseSteps).toEqual([15, 750, 15]);
     expect(env.episodeLength).toBe(780);
-    expect((make('PassiveVisualMatchShort-v0') as PassiveVisualMatch).episodeLength).toBe(90);
+    expect((make('PassiveVisualMatchShort-v0').unwrapped as PassiveVisualMatch).episodeLength).toBe(90);
   });
 });
 
@@ -292,8 +292,8 @@ describe('Key-to-Door', () => {
   });
 
   it('registers ids with the paper and short distractor phases', () => {
-    expect((make('KeyToDoor-v0') as KeyToDoor).episodeLength).toBe(780);
-    const short = make('KeyToDoorShort-v0', { finalReward: 10 }) as KeyToDoor;
+    expect((make('KeyToDoor-v0').unwrapped as KeyToDoor).episodeLength).toBe(780);
+    const short = make('KeyToDoorShort-v0', { finalReward: 10 }).unwrapped as KeyToDoor;
     expect(short.episodeLength).toBe(90);
     expect(short.finalReward).toBe(10);
     expect(() => make('KeyToDoor-v0', { applePhaseSteps: 0 })).toThrow(/applePhaseSteps/);

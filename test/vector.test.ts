@@ -9,6 +9,7 @@ import {
   AsyncVectorEnv,
   finishedEpisodes,
   SyncVectorEnv,
+  VectorWrapper,
   type AutoresetMode,
   type Env,
   type MakeVectorOptions,
@@ -83,24 +84,24 @@ describe('SyncVectorEnv next-step autoreset', () => {
     const [a0, a1] = starts(5, 2); // env 0 gets seed 5
     const [b0, b1] = starts(6, 2); // env 1 gets seed 6
     const r = await v.reset({ seed: 5 });
-    expect(r.obs).toEqual([a0, b0]);
+    expect(r.obs).toEqual(Int32Array.of(a0, b0));
     expect(r.info).toEqual({ start: [a0, b0], _start: [true, true] });
 
     let s = await v.step([1, 1]);
-    expect(s.obs).toEqual([a0 + 1, b0 + 1]);
+    expect(s.obs).toEqual(Int32Array.of(a0 + 1, b0 + 1));
     expect(Array.from(s.rewards)).toEqual([1.1, 1.1]);
     expect(s.terminated).toEqual([false, false]);
     expect(s.info).toEqual({ t: [1, 1], _t: [true, true] });
 
     s = await v.step([0, 1]);
-    expect(s.obs).toEqual([a0 + 2, b0 + 2]);
+    expect(s.obs).toEqual(Int32Array.of(a0 + 2, b0 + 2));
     expect(Array.from(s.rewards)).toEqual([0.2, 1.2]);
     expect(s.terminated).toEqual([true, false]);
     expect(s.info).toEqual({ t: [2, 2], _t: [true, true], last: [true, false], _last: [true, false] });
 
     // Env 0 resets (its action ignored, reward 0, flags false); env 1 ends.
     s = await v.step([1, 0]);
-    expect(s.obs).toEqual([a1, b0 + 3]);
+    expect(s.obs).toEqual(Int32Array.of(a1, b0 + 3));
     expect(Array.from(s.rewards)).toEqual([0, 0.3]);
     expect(s.terminated).toEqual([false, true]);
     expect(s.truncated).toEqual([false, false]);
@@ -114,7 +115,7 @@ describe('SyncVectorEnv next-step autoreset', () => {
     });
 
     s = await v.step([1, 1]);
-    expect(s.obs).toEqual([a1 + 1, b1]);
+    expect(s.obs).toEqual(Int32Array.of(a1 + 1, b1));
     expect(Array.from(s.rewards)).toEqual([1.1, 0]);
     expect(s.terminated).toEqual([false, false]);
     expect(s.info).toEqual({ t: [1, 0], _t: [true, false], start: [0, b1], _start: [false, true] });
@@ -132,7 +133,7 @@ describe('SyncVectorEnv same-step autoreset', () => {
     await v.step([1, 1]);
 
     let s = await v.step([1, 1]);
-    expect(s.obs).toEqual([a1, b0 + 2]); // env 0 ended and reset in this step
+    expect(s.obs).toEqual(Int32Array.of(a1, b0 + 2)); // env 0 ended and reset in this step
     expect(Array.from(s.rewards)).toEqual([1.2, 1.2]);
     expect(s.terminated).toEqual([true, false]);
     expect(s.info).toEqual({
@@ -147,7 +148,7 @@ describe('SyncVectorEnv same-step autoreset', () => {
     });
 
     s = await v.step([0, 0]);
-    expect(s.obs).toEqual([a1 + 1, b1]);
+    expect(s.obs).toEqual(Int32Array.of(a1 + 1, b1));
     expect(Array.from(s.rewards)).toEqual([0.1, 0.3]);
     expect(s.terminated).toEqual([false, true]);
     expect(s.info.final_obs).toEqual([0, b0 + 3]);
@@ -161,8 +162,8 @@ describe('SyncVectorEnv same-step autoreset', () => {
 describe('vector env basics', () => {
   it('seeds env i with seed + i, or takes one seed per env', async () => {
     const v = new SyncVectorEnv<number, number>({ id: 'Tick-v0', numEnvs: 3 });
-    expect((await v.reset({ seed: 10 })).obs).toEqual([10, 11, 12].map((s) => starts(s, 1)[0]));
-    expect((await v.reset({ seed: [7, 3, 9] })).obs).toEqual([7, 3, 9].map((s) => starts(s, 1)[0]));
+    expect((await v.reset({ seed: 10 })).obs).toEqual(Int32Array.from([10, 11, 12], (s) => starts(s, 1)[0]));
+    expect((await v.reset({ seed: [7, 3, 9] })).obs).toEqual(Int32Array.from([7, 3, 9], (s) => starts(s, 1)[0]));
     await expect(v.reset({ seed: [1, 2] })).rejects.toThrow(/one seed or 3 seeds/);
     await v.close();
   });
@@ -214,6 +215,27 @@ describe('vector env basics', () => {
     }
     expect(() => new SyncVectorEnv([() => new Tick(), () => new Other()])).toThrow(/all envs must share their spaces/);
     expect(() => new SyncVectorEnv([() => new Tick()], { autoresetMode: 'never' as never })).toThrow(/autoreset mode/);
+  });
+});
+
+describe('VectorWrapper', () => {
+  it('forwards everything, state saving included, and a subclass changes what it overrides', async () => {
+    class ShiftedRewards extends VectorWrapper<number, number> {
+      override async step(actions: ArrayLike<number>) {
+        const r = await super.step(actions);
+        return { ...r, rewards: r.rewards.map((x) => x + 100) };
+      }
+    }
+    const inner = twoTicks('next-step');
+    const v = new ShiftedRewards(inner);
+    expect([v.numEnvs, v.autoresetMode, String(v.singleActionSpace)]).toEqual([2, 'next-step', 'Discrete(2)']);
+    await v.reset({ seed: 5 });
+    expect(Array.from((await v.step([1, 0])).rewards)).toEqual([101.1, 100.1]);
+    const saved = await v.getState!();
+    expect(saved).toEqual(await inner.getState());
+    await expect(v.step([0, 2])).rejects.toThrow(/action 2 for env 1 is not in the action space/);
+    await v.close();
+    await expect(inner.step([0, 0])).rejects.toThrow(/after close/);
   });
 });
 

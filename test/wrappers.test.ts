@@ -2,13 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { checkEnv } from '../envs/check.js';
 import { Env, type ResetResult, type StepResult } from '../envs/env.js';
 import { Box, Dict, Discrete, MultiBinary, MultiDiscrete, Tuple } from '../envs/spaces.js';
+import { EpisodeTracker } from '../envs/episodes.js';
 import {
+  ActionWrapper,
   applyWrappers,
   ClipAction,
   FlattenObservation,
   nullAction,
+  OrderEnforcing,
   PreviousAction,
+  ObservationWrapper,
   RecordEpisodeStatistics,
+  RewardWrapper,
   TimeLimit,
   type EpisodeStats,
 } from '../envs/wrappers.js';
@@ -64,15 +69,16 @@ describe('Wrapper', () => {
     expect(() => new TimeLimit({} as Env, 3)).toThrow(/expected an Env/);
   });
   it('wrapped envs pass checkEnv', () => {
-    checkEnv(() => new PreviousAction(new RecordEpisodeStatistics(new TimeLimit(new Counter(), 3))));
-    checkEnv(() => new FlattenObservation(new PreviousAction(new Counter())));
-    checkEnv(() => new ClipAction(new Echo()));
+    checkEnv(() => new OrderEnforcing(new PreviousAction(new RecordEpisodeStatistics(new TimeLimit(new Counter(), 3)))));
+    checkEnv(() => new OrderEnforcing(new FlattenObservation(new PreviousAction(new Counter()))));
+    checkEnv(() => new OrderEnforcing(new ClipAction(new Echo())));
   });
 });
 
 describe('TimeLimit', () => {
   it('truncates at the limit and restarts its count on reset', () => {
-    const env = new TimeLimit(new Counter(), 3);
+    const limit = new TimeLimit(new Counter(), 3);
+    const env = new OrderEnforcing(limit); // as make() serves it: the time limit's end is an episode end
     for (let episode = 0; episode < 2; episode++) {
       env.reset({ seed: 0 });
       expect(env.step(1).truncated).toBe(false);
@@ -80,7 +86,7 @@ describe('TimeLimit', () => {
       const last = env.step(1);
       expect(last.truncated).toBe(true);
       expect(last.terminated).toBe(false);
-      expect(env.elapsedSteps).toBe(3);
+      expect(limit.elapsedSteps).toBe(3);
       expect(() => env.step(1)).toThrow(/episode ended/);
     }
     expect(() => new TimeLimit(new Counter(), 0)).toThrow(/positive integer/);
@@ -212,5 +218,86 @@ describe('applyWrappers', () => {
     ]);
     expect(env.name).toBe('PreviousAction<RecordEpisodeStatistics<TimeLimit<Counter>>>');
     expect(() => applyWrappers(new Counter(), [{ type: 'Nope' } as never])).toThrow(/Unknown wrapper type 'Nope'/);
+  });
+});
+
+describe('typed wrapper bases', () => {
+  /** obs n → the Box [n / 10]: only `observation` is written; reset and step come from the base. */
+  class Scaled extends ObservationWrapper<Float32Array, number, number> {
+    constructor(env: Counter) {
+      super(env, new Box(0, 1, [1]));
+    }
+    observation(obs: number): Float32Array {
+      return Float32Array.of(obs / 10);
+    }
+  }
+  /** Takes actions 0..2 in reverse. */
+  class Reversed extends ActionWrapper<number, number, number> {
+    constructor(env: Counter) {
+      super(env, new Discrete(3));
+    }
+    action(action: number): number {
+      return 2 - action;
+    }
+  }
+  class Doubled extends RewardWrapper<number, number> {
+    reward(reward: number): number {
+      return 2 * reward;
+    }
+  }
+
+  it('ObservationWrapper maps reset and step observations into its space', () => {
+    const env = new Scaled(new Counter());
+    const start = new Counter().reset({ seed: 4 }).obs;
+    expect(Array.from(env.reset({ seed: 4 }).obs)).toEqual([Math.fround(start / 10)]);
+    expect(Array.from(env.step(0).obs)).toEqual([Math.fround((start + 1) / 10)]);
+    expect(env.observationSpace.toString()).toBe('Box(0.0, 1.0, (1,), float32)');
+    checkEnv(() => new OrderEnforcing(new Scaled(new Counter())));
+  });
+
+  it('ActionWrapper and RewardWrapper change only the action / the reward', () => {
+    const env = new Doubled(new Reversed(new Counter()));
+    env.reset({ seed: 0 });
+    expect(env.step(0).reward).toBe(4); // action 0 → inner action 2 → reward 2, doubled
+    expect(env.step(2).reward).toBe(0);
+    expect(env.name).toBe('Doubled<Reversed<Counter>>');
+  });
+});
+
+describe('OrderEnforcing', () => {
+  it('is the one place single envs are checked, named as the env it checks', () => {
+    const raw = new Counter();
+    raw.step(1); // unchecked: envs themselves don't check
+    const env = new OrderEnforcing(new Counter());
+    expect(() => env.step(0)).toThrow(/^Counter: step\(\) called before reset\(\)/);
+    env.reset({ seed: 0 });
+    expect(() => env.step(7)).toThrow(/^Counter: action 7 is not in the action space Discrete\(3\)/);
+    for (let i = 0; i < 5; i++) env.step(0);
+    expect(() => env.step(0)).toThrow(/episode ended/);
+    env.close();
+    expect(() => env.reset()).toThrow(/reset\(\) called after close\(\)/);
+    expect(applyWrappers(new Counter(), [{ type: 'OrderEnforcing' }])).toBeInstanceOf(OrderEnforcing);
+  });
+});
+
+describe('one episode-statistics path', () => {
+  it('EpisodeTracker (vector) and RecordEpisodeStatistics (per env) give the same returns and lengths', () => {
+    const env = new RecordEpisodeStatistics(new TimeLimit(new Counter(), 4));
+    const tracker = new EpisodeTracker(1);
+    const fromWrapper: [number, number][] = [];
+    const fromTracker: [number, number][] = [];
+    env.reset({ seed: 1 });
+    let pending = false;
+    for (let t = 0; t < 30; t++) {
+      const action = t % 3;
+      // Next-step autoreset, as a vector env does it: a reset step (reward 0, flags false) after each episode end.
+      const r: StepResult<number> = pending ? { ...env.reset(), reward: 0, terminated: false, truncated: false } : env.step(action);
+      pending = !pending && (r.terminated || r.truncated);
+      const stats = (r.info as { episode?: EpisodeStats }).episode;
+      if (stats) fromWrapper.push([stats.r, stats.l]);
+      for (const e of tracker.observe([r.reward], [r.terminated], [r.truncated])) fromTracker.push([e.r, e.l]);
+    }
+    expect(fromTracker.length).toBeGreaterThan(3);
+    expect(fromTracker).toEqual(fromWrapper);
   });
 });

@@ -5,30 +5,21 @@
  */
 import * as zmq from 'zeromq';
 import type { EnvMetadata } from '../env.js';
-import { spaceFromJSON, type Space, type SpaceJSON } from '../spaces.js';
-import {
-  checkActions,
-  envSeeds,
-  type AutoresetMode,
-  type VectorEnv,
-  type VectorInfo,
-  type VectorResetOptions,
-  type VectorResetResult,
-  type VectorStepResult,
-} from '../vector.js';
+import { copyBatch, spaceFromJSON, type Batch, type BatchOf, type Space, type SpaceJSON } from '../spaces.js';
+import { BaseVectorEnv, type AutoresetMode, type VectorInfo, type VectorResetResult, type VectorStepResult } from '../vector.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_REMOTE_TIMEOUT_MS,
   PROTOCOL_VERSION,
   ProtocolError,
   RemoteEnvError,
+  batchFromWire,
   batchValues,
   decodeMessage,
   encodeMessage,
   flags,
   numbers,
   plainInfo,
-  unbatchValues,
   type Header,
 } from './protocol.js';
 
@@ -78,7 +69,7 @@ class Connection {
   private nextId = 1;
   hello!: Hello;
   /** Set after a reconnect: the obs to return, as an autoreset step, on the next step. */
-  pendingObs?: unknown[];
+  pendingObs?: Batch;
   /** Why the socket was given up, after a fault; `open()` clears it. */
   private broken?: string;
 
@@ -180,15 +171,17 @@ const ENDPOINT_HINT =
   '`python3 envs/remote/hqlt_env_server.py --env <id> --bind <endpoint>`; if it is just slow, raise it with ' +
   '--remote-timeout <ms> (timeoutMs in code).';
 
-/** Remote envs acting as one local vector env (see the module comment). */
-export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A> {
-  readonly numEnvs: number;
-  readonly singleObservationSpace: Space<O>;
-  readonly singleActionSpace: Space<A>;
-  readonly autoresetMode: AutoresetMode;
-  readonly metadata: EnvMetadata;
-  private closed = false;
+/** One server's part of a vector step, before the parts are joined. */
+interface ServerStep {
+  obs: Batch;
+  rewards: Float64Array;
+  terminated: boolean[];
+  truncated: boolean[];
+  info: VectorInfo;
+}
 
+/** Remote envs acting as one local vector env (see the module comment). */
+export class RemoteVectorEnv<O = unknown, A = unknown> extends BaseVectorEnv<O, A> {
   private constructor(
     private readonly conns: Connection[],
     private readonly reconnect: boolean,
@@ -204,19 +197,22 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
       if (c.hello.metadata.autoreset_mode !== first.metadata.autoreset_mode)
         throw new Error(`Env servers ${conns[0].endpoint} and ${c.endpoint} use different autoreset modes.`);
     }
-    this.numEnvs = conns.reduce((s, c) => s + c.hello.numEnvs, 0);
-    this.singleObservationSpace = spaceFromJSON(first.observationSpace) as Space<O>;
-    this.singleActionSpace = spaceFromJSON(first.actionSpace) as Space<A>;
     const mode = first.metadata.autoreset_mode ?? 'next-step';
     if (mode !== 'next-step' && mode !== 'same-step') throw conns[0].garbage(`unknown autoreset_mode '${String(mode)}'`);
-    this.autoresetMode = mode;
     const { render_modes, renderModes, autoreset_mode: _, ...rest } = first.metadata;
-    this.metadata = {
-      ...rest,
-      renderModes: (renderModes ?? render_modes ?? []) as string[],
-      envId: first.envId,
-      endpoints: conns.map((c) => c.endpoint),
-    };
+    super('RemoteVectorEnv', {
+      numEnvs: conns.reduce((s, c) => s + c.hello.numEnvs, 0),
+      // Spaces arrive as JSON: their types are the caller's claim, as for any deserialised value.
+      singleObservationSpace: spaceFromJSON(first.observationSpace) as Space<O>,
+      singleActionSpace: spaceFromJSON(first.actionSpace) as Space<A>,
+      autoresetMode: mode,
+      metadata: {
+        ...rest,
+        renderModes: (renderModes ?? render_modes ?? []) as string[],
+        envId: first.envId,
+        endpoints: conns.map((c) => c.endpoint),
+      },
+    });
   }
 
   /** Connects to every endpoint (in parallel) and checks they serve the same spaces. */
@@ -241,25 +237,19 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     }
   }
 
-  async reset(opts: VectorResetOptions = {}): Promise<VectorResetResult<O>> {
-    this.checkOpen('reset');
-    const seeds = envSeeds(opts.seed, this.numEnvs).map((s) => s ?? null);
+  protected async resetEnvs(seeds: (number | undefined)[], options?: Record<string, unknown>): Promise<VectorResetResult<O>> {
+    const wireSeeds = seeds.map((s) => s ?? null);
     const replies = await Promise.all(
       this.conns.map((c, k) => {
         c.pendingObs = undefined;
-        return c.request({ type: 'reset', seeds: this.slice(seeds, k), options: opts.options ?? null });
+        return c.request({ type: 'reset', seeds: this.slice(wireSeeds, k), options: options ?? null });
       }),
     );
-    const parts = replies.map((r, k) => ({
-      obs: this.obsOf(r, k),
-      info: plainInfo(r.info ?? {}),
-    }));
-    return { obs: parts.flatMap((p) => p.obs), info: mergeInfos(parts.map((p, k) => [p.info, this.conns[k].hello.numEnvs])) };
+    const parts = replies.map((r, k) => ({ obs: this.obsOf(r, k), info: plainInfo(r.info ?? {}) }));
+    return { obs: this.join(parts.map((p) => p.obs)), info: mergeInfos(parts.map((p, k) => [p.info, this.conns[k].hello.numEnvs])) };
   }
 
-  async step(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
-    this.checkOpen('step');
-    checkActions('RemoteVectorEnv', actions, this.numEnvs, this.singleActionSpace);
+  protected async stepEnvs(actions: ArrayLike<A>): Promise<VectorStepResult<O>> {
     const all = Array.from(actions);
     const space = this.singleActionSpace.toJSON();
     // Send to every server before awaiting any reply, so they step in parallel.
@@ -273,7 +263,7 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
       o += p.rewards.length;
     }
     return {
-      obs: parts.flatMap((p) => p.obs),
+      obs: this.join(parts.map((p) => p.obs)),
       rewards,
       terminated: parts.flatMap((p) => p.terminated),
       truncated: parts.flatMap((p) => p.truncated),
@@ -281,26 +271,24 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     };
   }
 
-  /** Ends this client's session on every server (they keep running, for the next client), closes the sockets; idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /** Ends this client's session on every server (they keep running, for the next client), closes the sockets. */
+  protected async closeEnvs(): Promise<void> {
     await Promise.all(this.conns.map((c) => c.request({ type: 'close' }).catch(() => undefined)));
     this.conns.forEach((c) => c.close());
   }
 
   /** Round-trips a `ping` to every server; resolves with the slowest round trip in ms. */
   async ping(): Promise<number> {
-    this.checkOpen('ping');
+    if (this.closed) throw new Error('RemoteVectorEnv: ping() called after close().');
     const t = Date.now();
     await Promise.all(this.conns.map((c) => c.request({ type: 'ping' })));
     return Date.now() - t;
   }
 
-  private async stepOne(c: Connection, k: number, actions: unknown): Promise<VectorStepResult<O>> {
+  private async stepOne(c: Connection, k: number, actions: unknown): Promise<ServerStep> {
     const n = c.hello.numEnvs;
     if (c.pendingObs) {
-      const obs = c.pendingObs as O[];
+      const obs = c.pendingObs;
       c.pendingObs = undefined;
       return { obs, rewards: new Float64Array(n), terminated: falses(n), truncated: falses(n), info: {} };
     }
@@ -330,13 +318,31 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     }
   }
 
-  private obsOf(r: Header, k: number): O[] {
+  /** Server k's observations, decoded straight into a batch. */
+  private obsOf(r: Header, k: number): Batch {
     const c = this.conns[k];
     try {
-      return unbatchValues(c.hello.observationSpace, r.obs, c.hello.numEnvs, 'obs') as O[];
+      return batchFromWire(c.hello.observationSpace, r.obs, c.hello.numEnvs, 'obs');
     } catch (e) {
       throw c.garbage((e as Error).message);
     }
+  }
+
+  /** The servers' batches as one, checked against the observation space (which also gives it its type). */
+  private join(parts: Batch[]): BatchOf<O> {
+    const space = this.singleObservationSpace;
+    let obs: Batch = parts[0];
+    if (parts.length > 1) {
+      obs = space.createBatch(this.numEnvs);
+      let at = 0;
+      parts.forEach((p, k) => {
+        copyBatch(p, this.conns[k].hello.numEnvs, obs, at);
+        at += this.conns[k].hello.numEnvs;
+      });
+    }
+    if (!space.batchContains(obs, this.numEnvs))
+      throw this.conns[0].garbage(`obs: not a batch of ${this.numEnvs} observations in ${space}`);
+    return obs;
   }
 
   /** The entries of `all` (one per env) that belong to server k. */
@@ -344,10 +350,6 @@ export class RemoteVectorEnv<O = unknown, A = unknown> implements VectorEnv<O, A
     let start = 0;
     for (let j = 0; j < k; j++) start += this.conns[j].hello.numEnvs;
     return all.slice(start, start + this.conns[k].hello.numEnvs);
-  }
-
-  private checkOpen(what: string): void {
-    if (this.closed) throw new Error(`RemoteVectorEnv: ${what}() called after close().`);
   }
 }
 

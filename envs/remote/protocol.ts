@@ -6,7 +6,7 @@
  * Batched values follow Gymnasium's vector batching: one array per leaf of the space with the env index first
  * (`[numEnvs, ...shape]`), Tuple as a JSON array of batches, Dict as a JSON object of batches.
  */
-import type { SpaceJSON } from '../spaces.js';
+import type { Batch, SpaceJSON } from '../spaces.js';
 import type { VectorInfo } from '../vector.js';
 
 /**
@@ -226,6 +226,64 @@ export function unbatchValues(space: SpaceJSON, wire: unknown, n: number, what =
     default:
       throw new ProtocolError(`unsupported space type '${space.type}'.`);
   }
+}
+
+/** The wire form of a batch (spaces.ts' layout, which is the wire's): typed arrays get their [n, ...shape]. */
+export function batchToWire(space: SpaceJSON, batch: Batch, n: number): unknown {
+  switch (space.type) {
+    case 'Discrete':
+      return new NDArray('int32', [n], batch as Int32Array);
+    case 'Box':
+      return new NDArray('float32', [n, ...leafShape(space)], batch as Float32Array);
+    case 'MultiDiscrete':
+      return new NDArray('int32', [n, ...leafShape(space)], batch as Int32Array);
+    case 'MultiBinary':
+      return new NDArray('int8', [n, ...leafShape(space)], batch as Int8Array);
+    case 'Tuple':
+      return subSpaces(space).map(([key, sub]) => batchToWire(sub, (batch as Batch[])[key as number], n));
+    case 'Dict':
+      return Object.fromEntries(
+        subSpaces(space).map(([key, sub]) => [key, batchToWire(sub, (batch as { [k: string]: Batch })[key], n)]),
+      );
+    default:
+      throw new ProtocolError(`unsupported space type '${space.type}'.`);
+  }
+}
+
+/**
+ * A batched wire value of `space` as a batch in spaces.ts' layout, read straight from the frames; other dtypes
+ * (numpy's int64, float64) are converted to the space's. The shapes are checked, the values are not.
+ */
+export function batchFromWire(space: SpaceJSON, wire: unknown, n: number, what = 'value'): Batch {
+  switch (space.type) {
+    case 'Discrete':
+      return typedData(leaf(wire, [], n, what), Int32Array);
+    case 'Box':
+      return typedData(leaf(wire, leafShape(space), n, what), Float32Array);
+    case 'MultiDiscrete':
+      return typedData(leaf(wire, leafShape(space), n, what), Int32Array);
+    case 'MultiBinary':
+      return typedData(leaf(wire, leafShape(space), n, what), Int8Array);
+    case 'Tuple': {
+      const subs = subSpaces(space);
+      if (!Array.isArray(wire) || wire.length !== subs.length)
+        throw new ProtocolError(`${what}: expected a list of ${subs.length} batches for a Tuple space.`);
+      return subs.map(([key, sub]) => batchFromWire(sub, wire[key as number], n, `${what}[${key}]`));
+    }
+    case 'Dict': {
+      if (!isObject(wire)) throw new ProtocolError(`${what}: expected an object of batches for a Dict space.`);
+      return Object.fromEntries(subSpaces(space).map(([key, sub]) => [key, batchFromWire(sub, wire[key], n, `${what}.${key}`)]));
+    }
+    default:
+      throw new ProtocolError(`unsupported space type '${space.type}'.`);
+  }
+}
+
+function typedData<C extends RowCtor>(nd: NDArray, Ctor: C): InstanceType<C> {
+  if (nd.data instanceof Ctor) return nd.data as InstanceType<C>;
+  const out = new Ctor(nd.data.length) as InstanceType<C>;
+  for (let i = 0; i < out.length; i++) out[i] = nd.at(i);
+  return out;
 }
 
 /** The per-env shape of a leaf space's values on the wire. */

@@ -15,7 +15,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
-  batchValues,
+  batchToWire,
   decodeMessage,
   encodeMessage,
   unbatchValues,
@@ -211,14 +211,14 @@ export class EnvServer {
         return { type: 'pong' };
       case 'reset': {
         const r = await env.reset(resetOptions(req, n));
-        return { type: 'reset', obs: batchValues(env.singleObservationSpace.toJSON(), r.obs, 'obs'), info: r.info };
+        return { type: 'reset', obs: batchToWire(env.singleObservationSpace.toJSON(), r.obs, n), info: r.info };
       }
       case 'step': {
         const actions = unbatchValues(env.singleActionSpace.toJSON(), req.actions, n, 'actions');
         const r = await env.step(actions);
         return {
           type: 'step',
-          obs: batchValues(env.singleObservationSpace.toJSON(), r.obs, 'obs'),
+          obs: batchToWire(env.singleObservationSpace.toJSON(), r.obs, n),
           rewards: new NDArray('float64', [n], r.rewards),
           terminated: new NDArray('bool', [n], Uint8Array.from(r.terminated, Number)),
           truncated: new NDArray('bool', [n], Uint8Array.from(r.truncated, Number)),

@@ -3,12 +3,12 @@
  * return and the success rate.
  */
 import type { Env } from '../../envs/env.js';
+import { EpisodeTracker } from '../../envs/episodes.js';
 import { make } from '../../envs/registry.js';
 import { initBackend } from '../../memory/backend.js';
 import { deriveSeed, makeRng } from '../../util/random.js';
 import { disposeState } from '../../memory/state.js';
 import { loadCheckpoint, readCheckpointConfig } from './checkpoint.js';
-import { EpisodeTracker } from './rollout.js';
 import { isRemoteEnvId } from '../../envs/remote/index.js';
 import { buildAgent } from './train.js';
 import type { TrainConfig } from './config.js';
@@ -87,7 +87,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       state = res.state;
       const step = await env.step(res.actions);
       for (const e of tracker.observe(step.rewards, step.terminated, step.truncated)) {
-        if (returns[e.env].length < quota[e.env]) returns[e.env].push(e.return);
+        if (returns[e.env].length < quota[e.env]) returns[e.env].push(e.r);
       }
       obs = step.obs;
     }

@@ -10,7 +10,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { RecurrentAgent } from '../../agents/agent.js';
+import { EpisodeTracker } from '../../envs/episodes.js';
 import { valueFromJson, valueToJson, type Json } from '../../envs/snapshot.js';
+import { batchOf, type BatchOf, type Space } from '../../envs/spaces.js';
 import type { VectorEnv } from '../../envs/vector.js';
 import type { State } from '../../memory/core.js';
 import { makeRng, type Rng } from '../../util/random.js';
@@ -21,7 +23,6 @@ import {
   checkSequenceSettings,
   computeGae,
   createBuffer,
-  EpisodeTracker,
   gatherMinibatch,
   joinBoundaryStates,
   sequenceMinibatches,
@@ -169,7 +170,8 @@ export class PpoTrainer<O = unknown, A = unknown> {
   private readonly adam: Adam;
   private readonly maxNorm: tf.Scalar;
   private rng: Rng;
-  private obs: O[] = [];
+  /** The current batch of observations (set by `start` and `restore`). */
+  private obs?: BatchOf<O>;
   private state: State = {};
   private episodes: EpisodeTracker;
   private envSeed = 0;
@@ -207,7 +209,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
 
   /** Collects one rollout; returns the buffer (with GAE filled in), the boundary states and finished episodes. */
   async collect(): Promise<{ buffer: RolloutBuffer; states: State; returns: number[]; lengths: number[] }> {
-    if (!this.started) throw new Error('PpoTrainer: call start(seed) or restore(snapshot) before training.');
+    if (!this.started || !this.obs) throw new Error('PpoTrainer: call start(seed) or restore(snapshot) before training.');
     const { numEnvs: N, rollout: T, seqLen: L } = this.settings;
     const d = this.agent.distribution;
     const buf = createBuffer(N, T, this.agent.encoder.dim, d.actionDim);
@@ -241,8 +243,8 @@ export class PpoTrainer<O = unknown, A = unknown> {
         buf.truncated[i] = step.truncated[n] ? 1 : 0;
       }
       for (const e of this.episodes.observe(step.rewards, step.terminated, step.truncated)) {
-        returns.push(e.return);
-        lengths.push(e.length);
+        returns.push(e.r);
+        lengths.push(e.l);
       }
       this.obs = step.obs;
       this.globalStep += N;
@@ -371,14 +373,14 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const envRestored = snap.envState !== null && this.env.setState !== undefined;
     if (envRestored) {
       await this.env.setState!(snap.envState);
-      this.obs = valueFromJson(snap.obs) as O[];
+      this.obs = restoredObs(this.env.singleObservationSpace, valueFromJson(snap.obs), this.settings.numEnvs);
       disposeState(this.state);
       this.state = {};
       for (const [key, { shape, data }] of Object.entries(snap.agentState)) this.state[key] = tf.tensor(data, shape);
-      this.episodes.episodeStart = Float32Array.from(snap.episodeStart);
-      this.episodes.pendingReset = Uint8Array.from(snap.pendingReset);
-      this.episodes.episodeReturn = Float64Array.from(snap.episodeReturn);
-      this.episodes.episodeLength = Float64Array.from(snap.episodeLength);
+      this.episodes.episodeStart.set(snap.episodeStart);
+      this.episodes.pendingReset.set(snap.pendingReset);
+      this.episodes.episodeReturn.set(snap.episodeReturn);
+      this.episodes.episodeLength.set(snap.episodeLength);
     } else {
       await this.start(snap.envSeed + snap.update * this.settings.numEnvs);
     }
@@ -398,6 +400,16 @@ export class PpoTrainer<O = unknown, A = unknown> {
     this.adam.dispose();
     this.maxNorm.dispose();
   }
+}
+
+/**
+ * The observations of a snapshot as a batch of the space: saved as one (this version), or as a list of per-env
+ * values (checkpoints from before observations were batched), which is packed.
+ */
+function restoredObs<O>(space: Space<O>, saved: unknown, n: number): BatchOf<O> {
+  if (space.batchContains(saved, n)) return saved;
+  if (Array.isArray(saved) && saved.length === n && saved.every((x) => space.contains(x))) return batchOf(space, saved);
+  throw new Error(`The checkpoint's observations are not ${n} observations of ${space}; was it saved for another env?`);
 }
 
 /** 1 − Var[returns − values] / Var[returns] over valid steps (NaN when the returns have no variance). */

@@ -20,9 +20,9 @@ import {
   type Recording,
   type SaliencySteps,
 } from '../viewer/episode.js';
+import { EpisodeTracker } from '../../envs/episodes.js';
 import { loadCheckpoint, readCheckpointConfig } from './checkpoint.js';
 import { evalPlan } from './evaluate.js';
-import { EpisodeTracker } from './rollout.js';
 import { buildAgent } from './train.js';
 
 export interface RecordOptions {
@@ -68,7 +68,7 @@ export async function runRecord(opts: RecordOptions): Promise<Recording> {
       const res = await agent.act(obs, state, tracker.episodeStart, { deterministic: opts.deterministic, rng, introspect });
       disposeState(state);
       state = res.state;
-      recording.forEach((r, n) => r && open[n]!.add(res, n, obs[n], renders[n]!));
+      recording.forEach((r, n) => r && open[n]!.add(res, n, env.singleObservationSpace.batchItem(obs, n), renders[n]!));
       const step = await env.step(res.actions);
       recording.forEach((r, n) => r && open[n]!.reward(step.rewards[n]!));
       for (const e of tracker.observe(step.rewards, step.terminated, step.truncated)) {

@@ -7,6 +7,7 @@ import '../../envs/popgym/register-games.js';
 import '../../envs/popgym/register-control.js';
 import '../../envs/tasks/register.js';
 import { make } from '../../envs/registry.js';
+import { batchOf } from '../../envs/spaces.js';
 import { RecurrentAgent } from '../../agents/agent.js';
 import type { CoreConfig } from '../../memory/core.js';
 import { createCore } from '../../memory/registry.js';
@@ -63,7 +64,7 @@ export async function playLive(config: AgentConfig, weights: Uint8Array, opts: L
     let obs = env.reset({ seed: opts.seed }).obs;
     for (let t = 0; t < opts.maxSteps; t++) {
       const render = renderOf(env);
-      const res = await agent.act([obs], state, [t === 0 ? 1 : 0], { deterministic: opts.deterministic, rng, introspect: opts.introspect });
+      const res = await agent.act(batchOf(env.observationSpace, [obs]), state, [t === 0 ? 1 : 0], { deterministic: opts.deterministic, rng, introspect: opts.introspect });
       disposeState(state);
       state = res.state;
       episode.add(res, 0, obs, render);
