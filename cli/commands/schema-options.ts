@@ -11,6 +11,8 @@ import { intArg, numberArg } from './options.js';
 export interface FlagOverride {
   /** Flag name without dashes, when it is not the field's kebab-case name. */
   flag?: string;
+  /** The value's name in the help text (default: `n`, `x`, `name`, `json` or `value`, by type). */
+  arg?: string;
   /** Value parser (commander's `argParser`), when the field's type is not enough. */
   parse?: (value: string) => unknown;
 }
@@ -74,7 +76,9 @@ export function schemaFlags(schema: z.AnyZodObject, overrides: Record<string, Fl
     if (base instanceof z.ZodBoolean) {
       options = [new Option(`--${name}`, help), new Option(`--no-${name}`, `the opposite of --${name}`)];
     } else {
-      const arg = base instanceof z.ZodNumber ? (base.isInt ? 'n' : 'x') : base instanceof z.ZodEnum ? 'name' : base instanceof z.ZodRecord ? 'json' : 'value';
+      const arg =
+        overrides[key]?.arg ??
+        (base instanceof z.ZodNumber ? (base.isInt ? 'n' : 'x') : base instanceof z.ZodEnum ? 'name' : base instanceof z.ZodRecord ? 'json' : 'value');
       const option = new Option(`--${name} <${arg}>`, help);
       if (base instanceof z.ZodEnum) option.choices(base.options as string[]);
       const parse =

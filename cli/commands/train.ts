@@ -27,8 +27,10 @@ const CORE_INT_FLAGS = new Set(['dim', 'layers', 'heads', 'window']);
 
 /** Every config field's flag, from the schema (`--remote-timeout` keeps its short name). */
 const CONFIG_FLAGS = schemaFlags(TrainConfigSchema, {
-  remoteTimeoutMs: { flag: 'remote-timeout', parse: positiveIntArg },
-  name: { parse: runNameArg },
+  env: { arg: 'id' },
+  remoteTimeoutMs: { flag: 'remote-timeout', arg: 'ms', parse: positiveIntArg },
+  name: { arg: 'name', parse: runNameArg },
+  out: { arg: 'dir' },
 });
 
 /** Parsed command-line flags: config fields by their flags' attributes, the core flags and the command's own. */
