@@ -3,7 +3,7 @@
  * with one `hqlt worker` vs two. Ratios are measured in the same invocation, one run after another, so a machine
  * shared with other work loads both sides alike; the load average is recorded too.
  *
- *   node dist/bench/suite.js [--steps 8192] [--envs PassiveTMazeShort-v0,popgym-RepeatPreviousEasy-v0]
+ *   node dist/bench/suite.js [--steps 65536] [--envs PassiveTMazeShort-v0,popgym-RepeatPreviousEasy-v0]
  *                            [--cores mlp,gru] [--seeds 2] [--backend wasm] [--skip-queue]
  *
  * The queue half starts its own redis-server on a free loopback port (skipped when redis-server is missing) and
@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freeLoopbackPort } from '../util/net.js';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { runSuite } from '../training/rl/suite.js';
 
 const { values } = parseArgs({
   options: {
-    steps: { type: 'string', default: '8192' },
+    steps: { type: 'string', default: '65536' },
     envs: { type: 'string', default: 'PassiveTMazeShort-v0,popgym-RepeatPreviousEasy-v0' },
     cores: { type: 'string', default: 'mlp,gru' },
     seeds: { type: 'string', default: '2' },
@@ -45,16 +45,6 @@ async function timeSuite(name: string, extra: { jobs?: number; queue?: string })
   return s;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `n` workers on `url` and resolves once each says it is taking trials. */
 async function startWorkers(url: string, n: number, tag: string): Promise<ChildProcess[]> {
@@ -84,7 +74,7 @@ let queue: { oneWorker: number; twoWorkers: number; ratio: number } | string = '
 if (!values['skip-queue']) {
   if (spawnSync('redis-server', ['--version']).status !== 0) queue = 'skipped: redis-server is not installed';
   else {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     try {
       await new Promise((r) => setTimeout(r, 500));

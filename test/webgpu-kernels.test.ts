@@ -12,21 +12,12 @@ import { initBackend } from '../memory/backend.js';
 import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions, MIXINGS } from '../memory/hqlt.js';
 import { rmsNorm } from '../memory/ops.js';
-import { makeRng, randn } from '../util/random.js';
+import { makeRng } from '../util/random.js';
 import { createCore } from '../memory/registry.js';
 import { fusedDispatchCount } from '../memory/webgpu/index.js';
+import { hostTensor, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 
-type Outputs = Record<string, Float32Array>;
-interface Case {
-  name: string;
-  run: () => Promise<Outputs>;
-}
-
-/** Host-made tensors (a GPU's own random or sin() is not what is under test). */
-function hostTensor(rng: () => number, shape: number[], scale = 1): tf.Tensor {
-  return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => randn(rng) * scale), shape);
-}
 const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
 const int = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 

@@ -7,19 +7,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../memory/backend.js';
-import { makeRng, randn } from '../util/random.js';
+import { makeRng } from '../util/random.js';
 import { RecurrentMixer } from '../memory/recurrent.js';
 import { fusedDispatchCount } from '../memory/webgpu/index.js';
+import { hostTensor, type Case, type Outputs } from './fixtures/kernel-cases.js';
 
-type Outputs = Record<string, Float32Array>;
-interface Case {
-  name: string;
-  run: () => Promise<Outputs>;
-}
-
-function hostTensor(rng: () => number, shape: number[], scale = 1): tf.Tensor {
-  return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => randn(rng) * scale), shape);
-}
 const int = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 
 function gruCase(seed: number, sizes?: { B: number; T: number; D: number }): Case {
