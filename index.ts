@@ -15,11 +15,12 @@ export * from './util/safetensors.js';
 // Both layers have a StepResult: the env's is Gymnasium's; the core's is exported as CoreStepResult.
 export type { StepResult } from './envs/index.js';
 export type { StepResult as CoreStepResult } from './memory/core.js';
-export { PpoTrainer, ppoLoss, type PpoSettings, type UpdateMetrics } from './training/rl/ppo.js';
+export { PpoSchema, PpoTrainer, ppoLoss, type PpoSettings, type UpdateMetrics } from './training/rl/ppo.js';
 export { Adam } from './training/optim.js';
 export { parseTrainConfig, ppoSettings, type TrainConfig } from './training/rl/config.js';
 export { runTraining, buildAgent, makeVectorEnv, type TrainOptions, type TrainResult } from './training/rl/train.js';
 export { runEval, type EvalOptions, type EvalResult } from './training/rl/evaluate.js';
 export { runSuite, type SuiteOptions } from './training/rl/suite.js';
+export { runRecord, writeRecording, type RecordOptions } from './training/rl/record.js';
 export { plotRuns } from './training/plot.js';
 export { RemoteVectorEnv, makeRemoteVectorEnv, isRemoteEnvId } from './envs/remote/index.js';

@@ -8,11 +8,12 @@
  *   ppo     PPO env-steps/s and steps to return 0.95 on RepeatPreviousEasy bench/ppo.ts
  *   remote  steps/s through ZeroMQ servers vs in-process                   bench/remote.ts
  *   suite   suite wall time: --jobs 1 vs 2, one queue worker vs two         bench/suite.ts
+ *   resume  resume time early vs late in a run (checkpoints do not grow)   bench/resume.ts
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const SCRIPTS: Record<string, string> = { envs: 'envs.js', core: 'core.js', layer: 'hqlt-layer.js', ppo: 'ppo.js', remote: 'remote.js', suite: 'suite.js' };
+const SCRIPTS: Record<string, string> = { envs: 'envs.js', core: 'core.js', layer: 'hqlt-layer.js', ppo: 'ppo.js', remote: 'remote.js', suite: 'suite.js', resume: 'resume.js' };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const passThrough = process.argv.slice(2).filter((a) => a.startsWith('-'));
