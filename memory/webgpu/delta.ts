@@ -10,7 +10,7 @@
  * sweep rebuilds W to add the W-dependent parts of dφ(k_t), dφ(q_t) and dβ_t, then chains through φ.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fits, runProgram, type FusedProgram } from './runner.js';
+import { fits, registerProgramKernel, type FusedProgram } from './runner.js';
 import { ACTIVATIONS, lit, strided, workgroupFor } from './wgsl.js';
 
 const FORWARD = 'HqltDeltaRule';
@@ -307,35 +307,14 @@ fn main(wg: u32, lid: u32) {
   };
 }
 
-interface Disposer {
-  disposeData(dataId: tf.DataId): void;
-}
-
 let registered = false;
 
 function register(): void {
   if (registered) return;
   registered = true;
-  tf.registerKernel({
-    kernelName: FORWARD,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const p = forwardProgram(dimsOf(inputs.q!, inputs.v!));
-      const [o, wT, rn] = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-      (backend as Disposer).disposeData(rn!.dataId);
-      return [o!, wT!];
-    },
-  });
-  tf.registerKernel({
-    kernelName: BACKWARD,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const p = backwardProgram(dimsOf(inputs.q!, inputs.v!));
-      const outs = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-      for (const scratch of outs.slice(5)) (backend as Disposer).disposeData(scratch.dataId);
-      return outs.slice(0, 5);
-    },
-  });
+  // Outputs past the kept ones are the kernels' scratch buffers.
+  registerProgramKernel(FORWARD, (inputs) => forwardProgram(dimsOf(inputs.q!, inputs.v!)), 2);
+  registerProgramKernel(BACKWARD, (inputs) => backwardProgram(dimsOf(inputs.q!, inputs.v!)), 5);
   tf.registerGradient({
     kernelName: FORWARD,
     inputsToSave: [...INPUTS],

@@ -11,7 +11,7 @@
  * dgh = (da_r, da_z, r da_n); carry = keep (z dh + dgh W_hhᵀ).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fits, runProgram, webgpuLimits, type FusedProgram } from './runner.js';
+import { fits, registerProgramKernel, webgpuLimits, type FusedProgram } from './runner.js';
 import { ACTIVATIONS, strided, workgroupFor } from './wgsl.js';
 
 const FORWARD = 'HqltGruSequence';
@@ -215,22 +215,8 @@ let registered = false;
 function register(): void {
   if (registered) return;
   registered = true;
-  tf.registerKernel({
-    kernelName: FORWARD,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const p = forwardProgram(dimsOf(inputs.gi!, 3));
-      return runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-    },
-  });
-  tf.registerKernel({
-    kernelName: BACKWARD,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const p = backwardProgram(dimsOf(inputs.dy!, 1));
-      return runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-    },
-  });
+  registerProgramKernel(FORWARD, (inputs) => forwardProgram(dimsOf(inputs.gi!, 3)));
+  registerProgramKernel(BACKWARD, (inputs) => backwardProgram(dimsOf(inputs.dy!, 1)));
   tf.registerGradient({
     kernelName: FORWARD,
     inputsToSave: ['gi', 'whh', 'keep'],

@@ -3,7 +3,7 @@
  * a learned scale (also as the HQLT layer's mixing + per-head norm epilogue), and the SwiGLU product SiLU(g) ⊙ u.
  */
 import * as tf from '@tensorflow/tfjs';
-import { runProgram, type FusedProgram } from './runner.js';
+import { registerProgramKernel, type FusedProgram } from './runner.js';
 import { ACTIVATIONS, lit, strided } from './wgsl.js';
 
 const NORM = 'HqltRmsNorm';
@@ -148,15 +148,7 @@ function register(): void {
   if (registered) return;
   registered = true;
   const kernel = (name: string, make: (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => FusedProgram) =>
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend, attrs }) => {
-        const p = make(inputs, attrs ?? {});
-        const outs = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-        return outs.length === 1 ? outs[0]! : outs;
-      },
-    });
+    registerProgramKernel(name, (inputs, attrs) => make(inputs, attrs));
   const shapes = (inputs: tf.NamedTensorInfoMap) => Object.fromEntries(Object.entries(inputs).map(([n, t]) => [n, t!.shape]));
   const norm = (grad: boolean) => (i: tf.NamedTensorInfoMap, a: tf.NamedAttrMap) =>
     normProgram(shapes(i), a.eps as number, grad, a.mixing as Mixing, a.heads as number);

@@ -123,3 +123,29 @@ export function runProgram(backendIn: unknown, program: FusedProgram, inputs: tf
   dispatchCount++;
   return outputs;
 }
+
+interface Disposer {
+  disposeData(dataId: tf.DataId): void;
+}
+
+/**
+ * Registers `name` as a WebGPU kernel running the program `make` builds for its inputs and attributes. It returns
+ * the program's first `keep` outputs (default: all), one tensor when that is one; the rest are scratch, freed at once.
+ */
+export function registerProgramKernel(
+  name: string,
+  make: (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => FusedProgram,
+  keep?: number,
+): void {
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const p = make(inputs, attrs ?? {});
+      const outs = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
+      const kept = outs.slice(0, keep ?? outs.length);
+      for (const scratch of outs.slice(kept.length)) (backend as Disposer).disposeData(scratch.dataId);
+      return kept.length === 1 ? kept[0]! : kept;
+    },
+  });
+}

@@ -4,7 +4,7 @@
  * keys or values of the state buffer followed by the sequence, those of an earlier episode zeroed), with its gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { runProgram, type FusedProgram } from './runner.js';
+import { registerProgramKernel, type FusedProgram } from './runner.js';
 
 const TIME = 'HqltTimeInfo';
 const TAIL = 'HqltBufferTail';
@@ -109,15 +109,7 @@ function register(): void {
   if (registered) return;
   registered = true;
   const kernel = (name: string, make: (inputs: tf.NamedTensorInfoMap) => FusedProgram) =>
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend }) => {
-        const p = make(inputs);
-        const outs = runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-        return outs.length === 1 ? outs[0]! : outs;
-      },
-    });
+    registerProgramKernel(name, (inputs) => make(inputs));
   kernel(TIME, (i) => timeProgram(i.starts!.shape[0]!, i.starts!.shape[1]!));
   const dims = (state: tf.TensorInfo, seg: tf.TensorInfo) => {
     const [B, H, S, d] = state.shape as number[];

@@ -8,7 +8,7 @@
  * or off, both memories or either alone; other blends keep the tfjs-ops path.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fits, runProgram, type FusedProgram } from './runner.js';
+import { fits, registerProgramKernel, type FusedProgram } from './runner.js';
 import { ACTIVATIONS, lit, strided, workgroupFor } from './wgsl.js';
 
 /** What the step kernel computes (all baked into the shader). */
@@ -256,15 +256,7 @@ let registered = false;
 function register(): void {
   if (registered) return;
   registered = true;
-  tf.registerKernel({
-    kernelName: STEP_KERNEL,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const c = JSON.parse(attrs!.config as string) as StepKernelConfig;
-      const p = program(c, inputs.proj!.shape[0]!);
-      return runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-    },
-  });
+  registerProgramKernel(STEP_KERNEL, (inputs, attrs) => program(JSON.parse(attrs.config as string) as StepKernelConfig, inputs.proj!.shape[0]!));
 }
 
 /** Runs the fused step (WebGPU only; callers check `stepKernelFits` first). */

@@ -15,7 +15,7 @@
  * D = dO·O and dq, the key pass walks each key's queries for dk and dv (for the state's buffer slots too).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fits, runProgram, webgpuLimits, type FusedProgram } from './runner.js';
+import { fits, registerProgramKernel, webgpuLimits, type FusedProgram } from './runner.js';
 import { lit, strided } from './wgsl.js';
 
 const FORWARD = 'HqltWindowAttention';
@@ -367,16 +367,11 @@ function register(): void {
   if (registered) return;
   registered = true;
   const kernel = (name: string, make: (c: Config, t: Tiling) => FusedProgram) =>
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend, attrs }) => {
-        const c = configOf(inputs, attrs ?? {});
-        const tiling = tilingFor(c.K, c.V, c.S);
-        if (!tiling) throw new Error(`${name}: no tiling fits the device for K=${c.K} V=${c.V} (check windowAttentionFits)`);
-        const p = make(c, tiling);
-        return runProgram(backend, p, p.inputs.map((n) => inputs[n]!));
-      },
+    registerProgramKernel(name, (inputs, attrs) => {
+      const c = configOf(inputs, attrs);
+      const tiling = tilingFor(c.K, c.V, c.S);
+      if (!tiling) throw new Error(`${name}: no tiling fits the device for K=${c.K} V=${c.V} (check windowAttentionFits)`);
+      return make(c, tiling);
     });
   kernel(BACKWARD_Q, backwardQProgram);
   kernel(BACKWARD_KV, backwardKvProgram);
