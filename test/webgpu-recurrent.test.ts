@@ -5,12 +5,10 @@
  * states; outputs, final state and gradients of the weights, inputs and initial state.
  */
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../memory/backend.js';
+import { beforeAll, describe, it } from 'vitest';
 import { makeRng } from '../util/random.js';
 import { RecurrentMixer } from '../memory/recurrent.js';
-import { fusedDispatchCount } from '../memory/webgpu/index.js';
-import { hostTensor, type Case, type Outputs } from './fixtures/kernel-cases.js';
+import { checkCases, cpuReferences, hostTensor, type Case, type Outputs } from './fixtures/kernel-cases.js';
 
 const int = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 
@@ -55,32 +53,12 @@ const CASES = [
 ];
 
 describe('fused GRU sequence kernels (software adapter) against tfjs ops on cpu', () => {
-  const reference = new Map<string, Outputs>();
+  let reference: Map<string, Outputs>;
   beforeAll(async () => {
-    await initBackend('cpu');
-    for (const c of CASES) reference.set(c.name, await c.run());
-    process.env.HQLT_WEBGPU_ADAPTER = 'software';
-    await initBackend('webgpu');
+    reference = await cpuReferences(CASES);
   }, 300_000);
 
   it('outputs and final state match to 1e-5, gradients to 1e-4 (relative to max(1, |ref|)); no leaks', async () => {
-    for (const c of CASES) {
-      const before = fusedDispatchCount();
-      const tensors = tf.memory().numTensors;
-      const got = await c.run();
-      expect(tf.memory().numTensors, `${c.name} leaked`).toBe(tensors);
-      expect(fusedDispatchCount(), `${c.name} ran no fused kernel`).toBeGreaterThan(before);
-      const ref = reference.get(c.name)!;
-      for (const [key, y] of Object.entries(ref)) {
-        const x = got[key]!;
-        expect(x.length, key).toBe(y.length);
-        let scale = 1;
-        for (const v of y) scale = Math.max(scale, Math.abs(v));
-        let d = 0;
-        for (let i = 0; i < y.length; i++) d = Math.max(d, Math.abs(x[i]! - y[i]!));
-        if (process.env.SHOW_ERRORS) console.log(c.name, key, d / scale);
-        expect(d / scale, `${c.name}: ${key}`).toBeLessThan(key.startsWith('d') ? 1e-4 : 1e-5);
-      }
-    }
+    await checkCases(CASES, reference, 1e-5, 1e-4);
   }, 300_000);
 });
