@@ -11,6 +11,7 @@ import type { BatchOf, Space } from '../envs/spaces.js';
 import type { MemoryCore, NamedWeight, State } from '../memory/core.js';
 import { linear } from '../memory/ops.js';
 import { deriveSeed, makeRng } from '../util/random.js';
+import type { PhaseTimer } from '../util/phase-timer.js';
 import { disposeState, prefixState, subState } from '../memory/state.js';
 import { constantVariable, linearWeight, prefixWeights, uniformVariable } from '../memory/weights.js';
 import { makeDistribution, type ActionDistribution } from './distributions.js';
@@ -30,6 +31,8 @@ export interface ActOptions {
   rng?: () => number;
   /** Also read the memory's internals of this step (`ActResult.introspection`); off costs nothing. */
   introspect?: boolean;
+  /** Charges the step's phases (encode, dispatch, readback, sampling) to this timer (benchmarks). */
+  timer?: PhaseTimer;
 }
 
 /** A tensor read back to the host. */
@@ -189,10 +192,14 @@ export class RecurrentAgent<O = unknown, A = unknown> {
    */
   async act(obs: BatchOf<O>, state: State, episodeStart: ArrayLike<number>, opts: ActOptions = {}): Promise<ActResult<A>> {
     const batch = episodeStart.length;
+    const timer = opts.timer;
     const features = this.encoder.encode(obs, batch);
+    timer?.mark('rollout: encode observations');
     const { host, coreState, introspection } = this.stepForward(features, state, episodeStart, opts.introspect);
+    timer?.mark('rollout: act (upload + dispatch)');
     const data = (await host.data()) as Float32Array;
     host.dispose();
+    timer?.mark('rollout: readback (waits for the GPU)');
     const internals = opts.introspect ? await readHost(introspection) : undefined;
     const width = host.shape[1];
     const pWidth = width - 1;
@@ -212,6 +219,7 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     for (let b = 0; b < batch; b++) {
       actions.push(d.toEnv(pick.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)) as A);
     }
+    timer?.mark('rollout: sample actions');
     const result: ActResult<A> = { actions, actionData: pick.actions, logProbs: pick.logProbs, values, features, state: next, policy: params };
     if (internals) result.introspection = internals;
     return result;

@@ -128,7 +128,10 @@ class MultiCategorical implements ActionDistribution {
     });
   }
   toEnv(row: Float32Array): unknown {
-    return this.toEnvValue(Array.from(row));
+    // A plain loop: Array.from walks a typed array through its iterator, which showed in PPO profiles at 4,096 envs.
+    const idx = new Array<number>(row.length);
+    for (let i = 0; i < row.length; i++) idx[i] = row[i]!;
+    return this.toEnvValue(idx);
   }
   dispose(): void {}
 }

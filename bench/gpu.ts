@@ -7,7 +7,7 @@
  * ≤ 1e-5 relative) the largest differences of a core's sequence form and gradients (every HQLT blend, GRU, LSTM) and
  * of the weights after 3 PPO updates. Timings: core
  * forward+backward tokens/s at B=64, T=256, D=256, L=2, H=4, S=64 (`small`) and at 10× the batch (`batch10`), and
- * PPO env-steps/s with 64 envs. On a GPU machine: `source .gpu/setup.sh && $NODE dist/bench/gpu.js --check`.
+ * PPO env-steps/s at each of --ppo-envs (comma-separated; default 64) with a per-phase breakdown of an update. On a GPU machine: `source .gpu/setup.sh && $NODE dist/bench/gpu.js --check`.
  *
  * First it prints the figures of issue 11, one line each, with the fused WebGPU kernels (memory/webgpu) off and on
  * (--fused off,on): kernels (tf.profile) and GPU dispatches of one acting step of a 2-layer HQLT core (D=64, H=4,
@@ -31,6 +31,7 @@ import { formatKernelTimes, profileKernels, timestampsAvailable } from '../memor
 import { buildAgent } from '../training/rl/train.js';
 import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/rl/config.js';
 import { PpoTrainer } from '../training/rl/ppo.js';
+import { PhaseTimer } from '../util/phase-timer.js';
 import { benchCores } from './core.js';
 
 /** The cores --check compares with cpu: every HQLT blend, and the GRU and LSTM (fused GRU kernels on WebGPU). */
@@ -300,22 +301,37 @@ for (const size of values.sizes!.split(',').filter(Boolean)) {
 }
 report.cores = cores;
 
-const numEnvs = Number(values['ppo-envs']);
-const updates = Number(values['ppo-updates']);
-if (updates > 0) {
-  const config = ppoConfig(values.backend, numEnvs, numEnvs * 64 * (updates + 1));
+/**
+ * PPO env-steps/s of the default agent on RepeatPreviousEasy at each `--ppo-envs` count, then the same updates
+ * again with a synchronising `PhaseTimer`: where each millisecond of an update goes (the waits for the GPU land in
+ * the phase that dispatched the work, so that pass runs a little slower than the timed one).
+ */
+async function benchPpo(numEnvs: number, updates: number): Promise<Record<string, unknown>> {
+  const config = ppoConfig(values.backend, numEnvs, numEnvs * 64 * (2 * updates + 1));
   const { agent, env } = await buildAgent(config);
   const trainer = new PpoTrainer(agent, env, ppoSettings(config), 1);
   await trainer.start(1);
   await trainer.iterate(); // warm-up: shader compilation
   const t0 = performance.now();
   for (let i = 0; i < updates; i++) await trainer.iterate();
-  const sps = (numEnvs * 64 * updates) / ((performance.now() - t0) / 1000);
-  report.ppo = { numEnvs, rollout: 64, seqLen: 16, core: config.core, envStepsPerSecond: sps };
-  console.log(`PPO ${numEnvs} envs: ${sps.toFixed(0)} env-steps/s`);
+  const updateMs = (performance.now() - t0) / updates;
+  const sps = (numEnvs * 64) / (updateMs / 1000);
+  trainer.timer = new PhaseTimer(true);
+  for (let i = 0; i < updates; i++) await trainer.iterate();
+  console.log(JSON.stringify({ figure: `PPO env-steps/s, ${numEnvs} envs, RepeatPreviousEasy, default agent`, value: Math.round(sps), target: numEnvs === 4096 ? '>= 500000' : '' }));
+  console.log(`PPO ${numEnvs} envs: ${updateMs.toFixed(1)} ms per update (${numEnvs} × 64 steps); breakdown per update (synchronised pass):\n${trainer.timer.format(updates)}`);
+  const breakdown = trainer.timer.report().map((r) => ({ ...r, ms: r.ms / updates }));
   trainer.dispose();
   agent.dispose();
   await env.close();
+  return { numEnvs, rollout: 64, seqLen: 16, core: config.core, updateMs, envStepsPerSecond: sps, breakdownMsPerUpdate: breakdown };
+}
+
+const updates = Number(values['ppo-updates']);
+if (updates > 0) {
+  const runs = [];
+  for (const n of values['ppo-envs']!.split(',').filter(Boolean)) runs.push(await benchPpo(Number(n), updates));
+  report.ppo = runs;
 }
 writeReport();
 console.log(`wrote ${out}`);

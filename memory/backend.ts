@@ -223,10 +223,41 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   const device = (tf.backend() as unknown as { device: WebgpuDevice }).device;
   chunkAddN(device.limits.maxStorageBuffersPerShaderStage - 2);
   deviceSideReductionGradients();
+  uploadThroughQueue(tf.backend() as unknown as UploadingBackend);
   // WebGPU reports failed GPU work (out of memory, invalid pipelines) only through this event, and the results are
   // silently wrong; count them so benchmarks and tests can refuse such numbers.
   device.addEventListener?.('uncapturederror', () => gpuErrors++);
   return true;
+}
+
+/** The parts of tfjs' WebGPU backend that `uploadThroughQueue` replaces and uses (not in its public typings). */
+interface UploadingBackend {
+  tensorMap: { get(dataId: tf.DataId): { resource: unknown; values: unknown; dtype: tf.DataType; shape: number[] } };
+  bufferManager: { acquireBuffer(size: number, usage: number): unknown };
+  queue: { writeBuffer(buffer: unknown, offset: number, data: ArrayBufferView): void };
+  uploadToGPU(dataId: tf.DataId): void;
+}
+
+/**
+ * tfjs uploads host data through a staging buffer of its own per tensor (created, mapped, copied, destroyed),
+ * which on a GPU costs more than a small kernel; PPO uploads observations, starts and minibatch arrays every step.
+ * `queue.writeBuffer` stages through Dawn's own ring instead. Order is kept: a buffer from the free pool is used by
+ * no command that is recorded and not yet submitted (tfjs defers freeing those), and the write is queued before
+ * the commands recorded after it are submitted.
+ */
+function uploadThroughQueue(backend: UploadingBackend): void {
+  const original = backend.uploadToGPU.bind(backend);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  backend.uploadToGPU = (dataId) => {
+    const data = backend.tensorMap.get(dataId);
+    const values = data.values;
+    const typed = (data.dtype === 'float32' && values instanceof Float32Array) || (data.dtype === 'int32' && values instanceof Int32Array);
+    if (data.resource != null || !typed || values.length === 0) return original(dataId);
+    const buffer = backend.bufferManager.acquireBuffer(values.byteLength, usage);
+    backend.queue.writeBuffer(buffer, 0, values);
+    data.values = null; // as tfjs does once uploaded: the GPU copy is the tensor now
+    data.resource = buffer;
+  };
 }
 
 interface WebgpuDevice {

@@ -12,6 +12,7 @@ import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions, MIXINGS } from '../memory/hqlt.js';
 import { rmsNorm } from '../memory/ops.js';
 import { makeRng } from '../util/random.js';
+import { Adam, globalNormScale } from '../training/optim.js';
 import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
@@ -197,6 +198,38 @@ function mixNormCase(seed: number, mixing: 'sum' | 'vector' | 'scalar'): Case {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// The optimiser step (fused on WebGPU, tfjs ops on cpu): weights and moments after 3 clipped Adam steps.
+
+function adamCase(seed: number): Case {
+  return {
+    name: `adam ${seed}`,
+    run: async () => {
+      const rng = makeRng(`adam${seed}`);
+      const shapes = [[int(rng, 1, 40), int(rng, 1, 30)], [int(rng, 1, 500)], [int(rng, 1, 3), int(rng, 1, 5), int(rng, 1, 7)]];
+      const vars = shapes.map((shape) => tf.tidy(() => tf.variable(hostTensor(rng, shape))));
+      const adam = new Adam(vars, { learningRate: 0.01 + rng() * 0.1, epsilon: 1e-5 });
+      const maxNorm = tf.scalar(0.5);
+      for (let step = 0; step < 3; step++) {
+        const grads = shapes.map((shape) => hostTensor(rng, shape, 1 + 3 * rng()));
+        const { scale, norm } = globalNormScale(grads, maxNorm);
+        adam.applyGradients(step === 1 ? grads : grads.map((g, i) => (i === 1 ? undefined : g)), scale);
+        tf.dispose([...grads, scale, norm]);
+      }
+      const state = await adam.getState();
+      const out: Outputs = {};
+      for (const [i, v] of vars.entries()) {
+        out[`w${i}`] = (await v.data()) as Float32Array;
+        out[`m${i}`] = state.m[i]!;
+        out[`v${i}`] = state.v[i]!;
+      }
+      tf.dispose([...vars, maxNorm]);
+      adam.dispose();
+      return out;
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------------------
 
 const STEP_CASES = Array.from({ length: 24 }, (_, i) => stepCase(i, ['synchronous', 'delayed-streaming']));
 const ROW_CASES = [
@@ -213,7 +246,8 @@ KV_CASES.push(
   sequenceCase(201, ['delayed-chunk'], 'kv', { T: 131, window: 21 }),
   sequenceCase(202, ['synchronous', 'delayed-streaming'], 'both', { T: 100, window: 70 }),
 );
-const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES];
+const ADAM_CASES = Array.from({ length: 4 }, (_, i) => adamCase(i));
+const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES, ...ADAM_CASES];
 
 describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () => {
   let reference: Map<string, Outputs>;
@@ -242,6 +276,10 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     // Not leak-checked: the first row-wise case keeps one tensor more (seen when the shared check added leak checks;
     // not yet traced).
     await check(ROW_CASES, 1e-5, 1e-5, false);
+  });
+
+  it('Adam with a clip factor and skipped gradients: weights and moments after 3 steps to 1e-5', async () => {
+    await check(ADAM_CASES, 1e-5, 1e-5);
   });
 
   it('acting step of a 2-layer HQLT core (D=64, H=4, S=16, B=64): at most 24 kernels, no leaks', async () => {

@@ -4,6 +4,8 @@
  * state exposed for checkpoints. The learning rate lives in a scalar variable so annealing costs one assign.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedAdamFits, fusedAdamStep } from '../memory/webgpu/adam.js';
+import { fusedKernelsActive } from '../memory/webgpu/index.js';
 
 export interface AdamOptions {
   learningRate: number;
@@ -60,16 +62,28 @@ export class Adam {
     tf.tidy(() => this.lr.assign(tf.scalar(lr)));
   }
 
-  /** Applies one step; `grads[i]` belongs to `variables[i]` (a missing gradient skips that variable). */
-  applyGradients(grads: (tf.Tensor | undefined)[]): void {
+  /**
+   * Applies one step; `grads[i]` belongs to `variables[i]` (a missing gradient skips that variable). With `scale`
+   * (e.g. `globalNormScale`'s clip factor) every gradient is multiplied by it first. On WebGPU each variable's step
+   * is one fused kernel (memory/webgpu/adam.ts) instead of a dozen element-wise ones.
+   */
+  applyGradients(grads: (tf.Tensor | undefined)[], scale?: tf.Scalar): void {
     const c = this.consts;
     tf.tidy(() => {
       const bc1 = tf.sub(c.one, this.accBeta1);
       const bc2 = tf.sub(c.one, this.accBeta2);
       const negLr = tf.neg(this.lr);
+      const fused = fusedKernelsActive() && fusedAdamFits();
+      const k = fused ? (tf.concat([scale ?? c.one, bc1, bc2, negLr].map((x) => tf.reshape(x, [1]))) as tf.Tensor1D) : undefined;
       this.variables.forEach((w, i) => {
-        const g = grads[i];
-        if (!g) return;
+        const raw = grads[i];
+        if (!raw) return;
+        if (k) {
+          const [nw, m, v] = fusedAdamStep(w, this.m[i], this.v[i], raw, k, this);
+          for (const [dst, src] of [[this.m[i], m], [this.v[i], v], [w, nw]] as const) dst.assign(tf.reshape(src!, w.shape));
+          return;
+        }
+        const g = scale ? tf.mul(raw, scale) : raw;
         const m = tf.add(tf.mul(this.m[i], c.beta1), tf.mul(g, c.oneMinusBeta1));
         const v = tf.add(tf.mul(this.v[i], c.beta2), tf.mul(tf.square(g), c.oneMinusBeta2));
         const mHat = tf.div(m, bc1);
@@ -120,14 +134,18 @@ export class Adam {
 }
 
 /**
- * Scales gradients so their global L2 norm is at most `maxNorm` (as torch.nn.utils.clip_grad_norm_); returns the
- * clipped gradients and the norm before clipping, all as new tensors.
+ * The factor that scales gradients to a global L2 norm of at most `maxNorm` (as torch.nn.utils.clip_grad_norm_),
+ * min(1, maxNorm / norm), and the norm before clipping; pass the factor to `Adam.applyGradients`.
  */
-export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: tf.Scalar): { grads: tf.Tensor[]; norm: tf.Scalar } {
+export function globalNormScale(grads: tf.Tensor[], maxNorm: tf.Scalar): { scale: tf.Scalar; norm: tf.Scalar } {
   return tf.tidy(() => {
-    const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+    // On WebGPU one concat and one reduction instead of two kernels per tensor (host dispatch dominates there);
+    // elsewhere the per-tensor sums keep the summation order, and so the bits, of earlier runs.
+    const squares = fusedKernelsActive()
+      ? [tf.sum(tf.square(tf.concat(grads.map((g) => tf.reshape(g, [-1])))))]
+      : grads.map((g) => tf.sum(tf.square(g)));
+    const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)) as tf.Scalar;
     // min(1, maxNorm / norm) without uploading constants (torch adds 1e-6 to the norm; immaterial here).
-    const scale = tf.div(maxNorm, tf.maximum(norm, maxNorm));
-    return { grads: grads.map((g) => tf.mul(g, scale)), norm };
+    return { scale: tf.div(maxNorm, tf.maximum(norm, maxNorm)) as tf.Scalar, norm };
   });
 }

@@ -18,10 +18,12 @@ import type { State } from '../../memory/core.js';
 import { makeRng, type Rng } from '../../util/random.js';
 import { cloneState, disposeState } from '../../memory/state.js';
 import { yieldToEventLoop } from '../../util/interrupt.js';
-import { Adam, clipByGlobalNorm, type AdamState } from '../optim.js';
+import type { PhaseTimer } from '../../util/phase-timer.js';
+import { Adam, globalNormScale, type AdamState } from '../optim.js';
 import {
   checkSequenceSettings,
   computeGae,
+  copyRows,
   createBuffer,
   gatherMinibatch,
   joinBoundaryStates,
@@ -176,6 +178,8 @@ export class PpoTrainer<O = unknown, A = unknown> {
   private episodes: EpisodeTracker;
   private envSeed = 0;
   private started = false;
+  /** When set, every update charges its phases to this timer (`bench/gpu.js`'s PPO breakdown). */
+  timer?: PhaseTimer;
 
   constructor(
     readonly agent: RecurrentAgent<O, A>,
@@ -218,21 +222,26 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const lengths: number[] = [];
     const F = buf.featureDim;
     const Ad = buf.actionDim;
+    const timer = this.timer;
+    timer?.restart();
     for (let t = 0; t < T; t++) {
       await yieldToEventLoop(); // lets Ctrl-C / SIGTERM handlers run mid-rollout (see interrupt.ts)
       if (t % L === 0) boundary.push(cloneState(this.state));
       const ep = this.episodes;
-      const res = await this.agent.act(this.obs, this.state, ep.episodeStart, { rng: this.rng });
+      timer?.mark('rollout: other');
+      const res = await this.agent.act(this.obs, this.state, ep.episodeStart, { rng: this.rng, timer });
       for (let n = 0; n < N; n++) {
         const i = n * T + t;
-        buf.features.set(res.features.subarray(n * F, (n + 1) * F), i * F);
-        buf.actions.set(res.actionData.subarray(n * Ad, (n + 1) * Ad), i * Ad);
+        copyRows(res.features, n, buf.features, i, 1, F);
+        copyRows(res.actionData, n, buf.actions, i, 1, Ad);
         buf.logProbs[i] = res.logProbs[n];
         buf.values[i] = res.values[n];
         buf.episodeStart[i] = ep.episodeStart[n];
         buf.valid[i] = ep.pendingReset[n] ? 0 : 1;
       }
+      timer?.mark('rollout: fill buffer');
       const step = await this.env.step(res.actions);
+      timer?.mark('rollout: env step');
       disposeState(this.state);
       this.state = res.state;
       for (let n = 0; n < N; n++) {
@@ -249,10 +258,12 @@ export class PpoTrainer<O = unknown, A = unknown> {
       this.obs = step.obs;
       this.globalStep += N;
     }
+    timer?.mark('rollout: other');
     buf.lastValues.set(await this.agent.value(this.obs, this.state, this.episodes.episodeStart));
     const gae = computeGae(buf, this.settings.gamma, this.settings.gaeLambda);
     buf.advantages.set(gae.advantages);
     buf.returns.set(gae.returns);
+    timer?.mark('rollout: bootstrap value + GAE');
     return { buffer: buf, states: joinBoundaryStates(boundary), returns, lengths };
   }
 
@@ -263,10 +274,13 @@ export class PpoTrainer<O = unknown, A = unknown> {
     let sums: tf.Tensor | undefined;
     let lastKl: tf.Tensor | undefined;
     let count = 0;
+    const timer = this.timer;
+    timer?.restart();
     for (let epoch = 0; epoch < s.epochs; epoch++) {
       for (const ids of sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng)) {
         await yieldToEventLoop();
         const mb = gatherMinibatch(buf, s.seqLen, ids, states, s.normAdvantages);
+        timer?.mark('update: gather minibatch');
         let stats: tf.Tensor | undefined;
         const { value: lossValue, grads } = tf.variableGrads(() => {
           const ev = this.agent.evaluate(mb, mb.state);
@@ -288,20 +302,25 @@ export class PpoTrainer<O = unknown, A = unknown> {
           return out.loss;
         }, vars);
         disposeState(mb.state);
+        await timer?.settle(lossValue);
+        timer?.mark('update: forward + backward');
         const ordered = vars.map((v) => grads[v.name]);
-        const clipped = clipByGlobalNorm(ordered, this.maxNorm);
-        this.adam.applyGradients(clipped.grads);
+        const clip = globalNormScale(ordered, this.maxNorm);
+        this.adam.applyGradients(ordered, clip.scale);
+        await timer?.settle(vars[vars.length - 1]);
+        timer?.mark('update: clip + Adam');
         const next = tf.tidy(() => {
-          const row = tf.concat([stats!, tf.reshape(clipped.norm, [1])]);
+          const row = tf.concat([stats!, tf.reshape(clip.norm, [1])]);
           return sums ? tf.add(sums, row) : row;
         });
         if (s.targetKl !== null) {
           lastKl?.dispose();
           lastKl = tf.keep(tf.slice(stats!, [3], [1]));
         }
-        tf.dispose([lossValue, sums, stats, clipped.norm, ...clipped.grads, ...ordered]);
+        tf.dispose([lossValue, sums, stats, clip.norm, clip.scale, ...ordered]);
         sums = next;
         count++;
+        timer?.mark('update: other');
       }
       // CleanRL's early stop: once the last minibatch's approximate KL passes the target, skip the remaining epochs.
       if (s.targetKl !== null && (await lastKl!.data())[0] > s.targetKl) break;
@@ -310,6 +329,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     disposeState(states);
     const v = (await sums!.data()) as Float32Array;
     sums!.dispose();
+    timer?.mark('update: other');
     const [policyLoss, valueLoss, entropy, approxKl, clipFraction, gradNorm] = Array.from(v, (x) => x / count);
     return { policyLoss, valueLoss, entropy, approxKl, clipFraction, gradNorm };
   }

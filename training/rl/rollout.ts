@@ -173,21 +173,35 @@ export function gatherMinibatch(
     valid: new Float32Array(B * L),
     state: sliceState(states, ids),
   };
-  ids.forEach((s, b) => {
-    const n = s % N;
-    const c = Math.floor(s / N);
-    const src = n * T + c * L;
-    const dst = b * L;
-    mb.features.set(buf.features.subarray(src * F, (src + L) * F), dst * F);
-    mb.actions.set(buf.actions.subarray(src * A, (src + L) * A), dst * A);
-    for (const key of ['episodeStart', 'advantages', 'returns', 'valid'] as const) {
-      mb[key].set(buf[key].subarray(src, src + L), dst);
-    }
-    mb.oldLogProbs.set(buf.logProbs.subarray(src, src + L), dst);
-    mb.oldValues.set(buf.values.subarray(src, src + L), dst);
-  });
+  const perStep = [
+    [mb.features, buf.features, F],
+    [mb.actions, buf.actions, A],
+    [mb.episodeStart, buf.episodeStart, 1],
+    [mb.advantages, buf.advantages, 1],
+    [mb.returns, buf.returns, 1],
+    [mb.valid, buf.valid, 1],
+    [mb.oldLogProbs, buf.logProbs, 1],
+    [mb.oldValues, buf.values, 1],
+  ] as const;
+  for (let b = 0; b < B; b++) {
+    const s = ids[b]!;
+    const src = (s % N) * T + Math.floor(s / N) * L;
+    for (const [dst, from, width] of perStep) copyRows(from, src, dst, b * L, L, width);
+  }
   if (normalize) normalizeMasked(mb.advantages, mb.valid);
   return mb;
+}
+
+/**
+ * Copies `rows` rows of `width` values from row `srcRow` of `src` to row `dstRow` of `dst`. A plain loop: PPO
+ * copies thousands of short rows per step and per minibatch, where a `subarray` view per row cost more than the
+ * copy (profiled at 4,096 envs).
+ */
+export function copyRows(src: Float32Array, srcRow: number, dst: Float32Array, dstRow: number, rows: number, width: number): void {
+  const from = srcRow * width;
+  const to = dstRow * width;
+  const n = rows * width;
+  for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
 }
 
 /** (x − mean) / (std + 1e-8) over the entries where mask is 1; masked entries become 0. */

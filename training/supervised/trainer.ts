@@ -21,7 +21,7 @@ import { importWeights, linearWeight, normalVariable, uniformVariable, weightsTo
 import { cleanStaleTemporaries, recoverFolder, writeFileAtomic, writeFolderAtomicSync } from '../../util/files.js';
 import { yieldToEventLoop } from '../../util/interrupt.js';
 import { MetricsLog } from '../metrics.js';
-import { Adam, clipByGlobalNorm } from '../optim.js';
+import { Adam, globalNormScale } from '../optim.js';
 import { lockRunDir, type RunLock } from '../../util/run-lock.js';
 import { makeTask, NO_LABEL, TASK_NAMES, type Sample, type SequenceTask } from './tasks/index.js';
 
@@ -368,8 +368,8 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
           const { nll } = scoreBatch(model, batch);
           return tf.div(nll, batch.count) as tf.Scalar;
         }, variables);
-        const clipped = clipByGlobalNorm(variables.map((v) => grads[v.name]), clip);
-        adam.applyGradients(clipped.grads);
+        const ordered = variables.map((v) => grads[v.name]);
+        adam.applyGradients(ordered, globalNormScale(ordered, clip).scale);
         return value;
       });
       const lossValue = (await loss.data())[0];
