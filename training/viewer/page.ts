@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { checkRecording, decodeFrame, type RecordedEpisode, type RecordedStep, type Recording } from './episode.js';
+import { base64ToBytes, checkRecording, decodeFrame, type RecordedEpisode, type RecordedStep, type Recording } from './episode.js';
 import { agentConfigOf, playLive, type AgentConfig } from './live.js';
 import { attentionCells, memorySeries, saliencyBars, type ViewerPayload } from './payload.js';
 
@@ -39,7 +39,7 @@ declare global {
 const payload = JSON.parse(document.getElementById('hqlt-payload')?.textContent ?? '{}') as ViewerPayload;
 const recording: Recording | undefined = payload.recording ? checkRecording(payload.recording, 'the embedded episodes') : undefined;
 let agent: { config: AgentConfig; weights: Uint8Array } | undefined = payload.agent
-  ? { config: agentConfigOf(payload.agent.config), weights: base64Bytes(payload.agent.weights) }
+  ? { config: agentConfigOf(payload.agent.config), weights: base64ToBytes(payload.agent.weights) }
   : undefined;
 const episodes: { label: string; episode: RecordedEpisode }[] = (recording?.episodes ?? []).map((e, i) => ({
   label: `episode ${i} (env ${e.stream}, return ${e.return.toFixed(2)}, ${e.steps.length} steps)`,
@@ -50,11 +50,6 @@ const views = new Map<string, vega.View>();
 const STEP_AXIS = { tickMinStep: 1, format: 'd' };
 let episodeIndex = 0;
 let stepIndex = 0;
-
-function base64Bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  return Uint8Array.from({ length: bin.length }, (_, i) => bin.charCodeAt(i));
-}
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -72,7 +67,7 @@ function byId<T extends HTMLElement>(id: string): T {
 /** wasm with the embedded binary (one SIMD build under every name tfjs asks for); cpu where that fails. */
 async function initBackend(): Promise<string> {
   if (payload.wasm) {
-    const url = URL.createObjectURL(new Blob([base64Bytes(payload.wasm) as BlobPart], { type: 'application/wasm' }));
+    const url = URL.createObjectURL(new Blob([base64ToBytes(payload.wasm) as BlobPart], { type: 'application/wasm' }));
     setWasmPaths({ 'tfjs-backend-wasm.wasm': url, 'tfjs-backend-wasm-simd.wasm': url, 'tfjs-backend-wasm-threaded-simd.wasm': url });
     try {
       if (await tf.setBackend('wasm')) return tf.getBackend();
