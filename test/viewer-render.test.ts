@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Discrete, Env, make, registeredIds, type ResetResult, type RgbImage, type StepResult } from '../envs/index.js';
-import { decodeFrame, enableRender, encodeFrame, renderOf } from '../training/viewer/episode.js';
+import { decodeFrame, enableRender, encodeFrame, renderOf, type RecordedStep, type Recording } from '../training/viewer/episode.js';
+import { decodeRecording, encodeRecording } from '../training/viewer/episode-file.js';
 import { serveHtml } from '../training/viewer/html.js';
 import { makeRng } from '../util/random.js';
 
@@ -108,6 +109,36 @@ describe('rgb_array renders', () => {
     expect(pixel(16 + 2, 2)).toEqual([250, 250, 240]);
     env.unwrapped.renderMode = 'ansi';
     expect(env.render()).toMatch(/^RepeatPrevious k=4 {2}dealt 6\/52/);
+  });
+});
+
+describe('binary episodes files', () => {
+  it('give back the JSON form of any steps: ragged, mixed, non-float32 and non-numeric values', () => {
+    const step = (t: number): RecordedStep => ({
+      obs: t % 2 ? [1, 0.5] : 3, // an array at some steps, a number at others
+      ...(t === 1 ? { text: 'no frame' } : { frame: encodeFrame({ width: 2, height: 1, data: Uint8Array.of(t, 2, 3, 4, 5, 255) }) }),
+      action: { move: t, say: 'hi', nested: [[t], [0.1]] },
+      policy: [],
+      logProb: NaN, // JSON writes null
+      value: Math.fround(0.3),
+      reward: 1 / 3, // float32 can't hold it
+      ...(t === 0 ? {} : { saliency: Array.from({ length: t + 1 }, (_, j) => j / 4) }),
+      memory: { 'layers.0.beta': { shape: [1], data: [t] } },
+    });
+    const recording = {
+      format: 'hqlt-episodes',
+      version: 1,
+      env: 'x',
+      envKwargs: { a: [1, 2] },
+      core: { type: 'gru', dim: 4 },
+      seed: 1,
+      deterministic: true,
+      policy: 'probabilities',
+      episodes: [{ stream: 0, return: 1, steps: [0, 1, 2, 3].map(step) }, { stream: 1, return: 0, steps: [] }],
+    } as unknown as Recording;
+    const bytes = encodeRecording(recording);
+    expect(decodeRecording(bytes, 'test')).toEqual(JSON.parse(JSON.stringify(recording)));
+    expect(() => decodeRecording(bytes.subarray(0, bytes.length - 1), 'cut.safetensors')).toThrow(/cut\.safetensors: truncated or corrupt/);
   });
 });
 
