@@ -21,6 +21,7 @@ export { parseTrainConfig, ppoSettings, type TrainConfig } from './training/rl/c
 export { runTraining, buildAgent, makeVectorEnv, type TrainOptions, type TrainResult } from './training/rl/train.js';
 export { runEval, type EvalOptions, type EvalResult } from './training/rl/evaluate.js';
 export { runSuite, type SuiteOptions } from './training/rl/suite.js';
-export { runRecord, writeRecording, type RecordOptions } from './training/rl/record.js';
+export { runRecord, type RecordOptions } from './training/rl/record.js';
+export { readRecording, writeRecording } from './training/viewer/episode-file.js';
 export { plotRuns } from './training/plot.js';
 export { RemoteVectorEnv, makeRemoteVectorEnv, isRemoteEnvId } from './envs/remote/index.js';

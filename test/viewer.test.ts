@@ -3,10 +3,11 @@
  * headless Chromium (Debian's), loads cleanly, scrubs, shows the recorded numbers and plays the agent live with the
  * same actions as Node.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../envs/index.js';
@@ -16,6 +17,8 @@ import { runEval } from '../training/rl/evaluate.js';
 import { runRecord } from '../training/rl/record.js';
 import { runTraining } from '../training/rl/train.js';
 import type { Recording } from '../training/viewer/episode.js';
+import { readRecording, writeRecording } from '../training/viewer/episode-file.js';
+import { decodeSafetensorsRaw } from '../util/safetensors.js';
 import { exportedAgent, viewerHtml } from '../training/viewer/html.js';
 import { agentConfigOf, playLive } from '../training/viewer/live.js';
 import { attentionCells } from '../training/viewer/payload.js';
@@ -72,6 +75,38 @@ describe('hqlt record', () => {
     expect(steps.map((s) => s.saliency?.length ?? 0)).toEqual(steps.map((_, t) => (t === 0 || t === steps.length - 1 ? t + 1 : 0)));
   });
 
+  it('binary episodes files (.safetensors, .gz) read back as the JSON one: the same viewer page, byte for byte', async () => {
+    const opts = { run, episodes: 2, numEnvs: 2, seed: 5 };
+    const json = join(out, 'episodes.json');
+    const bin = join(out, 'episodes.safetensors');
+    const gz = join(out, 'episodes.safetensors.gz');
+    writeRecording(json, await runRecord(opts));
+    const binary = await runRecord(opts);
+    writeRecording(bin, binary);
+    writeRecording(gz, binary);
+    const fromJson = readRecording(json);
+    const page = await viewerHtml({ recording: fromJson, run });
+    for (const file of [bin, gz]) {
+      const fromBin = readRecording(file);
+      expect(fromBin).toEqual(fromJson);
+      expect(await viewerHtml({ recording: fromBin, run })).toBe(page);
+    }
+    expect(statSync(bin).size).toBeLessThan(statSync(json).size);
+    expect(statSync(gz).size).toBeLessThan(statSync(json).size / 20);
+    // Other safetensors tools see stacked tensors: frames as bytes, the attention weights as float32.
+    const { tensors } = decodeSafetensorsRaw(gunzipSync(readFileSync(gz)));
+    const T = fromJson.episodes[0]!.steps.length;
+    expect(tensors['episodes.0.frame.rgb']).toMatchObject({ dtype: 'U8', shape: [T, 16 * 6 * 16 * 3 * 3] });
+    expect(tensors['episodes.0.memory.layers.0.attention.data']).toMatchObject({ dtype: 'F32', shape: [T, 2 * 4] });
+  });
+
+  it('episodes files name the two formats for any other extension, and a weights file is no episodes file', () => {
+    expect(() => readRecording(join(out, 'episodes.txt'))).toThrow(/episodes\.txt: an episodes file ends in \.json or \.safetensors .*\.gz.*got '\.txt'/);
+    expect(() => readRecording(join(out, 'episodes.txt.gz'))).toThrow(/got '\.gz'/);
+    expect(() => writeRecording(join(out, 'episodes'), { episodes: [] } as unknown as Recording)).toThrow(/got no extension/);
+    expect(() => readRecording(join(run, 'checkpoint', 'weights.safetensors'))).toThrow(/weights\.safetensors is a safetensors file but not an episodes file/);
+  });
+
   it('live mode (the page’s code) plays the recorded episode of the same seed in Node', async () => {
     const recording = await runRecord({ run, episodes: 1, numEnvs: 1, seed: 11, deterministic: true, saliency: false });
     const agent = exportedAgent(run);
@@ -88,10 +123,36 @@ describe('hqlt record', () => {
 });
 
 const chromiumPath = '/usr/bin/chromium';
+
+/** Opens `file` in a fresh headless Chromium with `flags`, collecting console errors into `errors`; waits for the page. */
+async function openViewer(file: string, flags: string[], errors: string[]): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await chromium.launchPersistentContext(mkdtempSync(join(out, 'chromium-')), {
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...flags,
+    ],
+  });
+  const page = await context.newPage();
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(pathToFileURL(file).href);
+  await page.waitForFunction('window.hqltViewer !== undefined');
+  await page.evaluate('window.hqltViewer.ready');
+  return { context, page };
+}
 const noChromium = existsSync(chromiumPath) ? undefined : `${chromiumPath} is missing: apt-get install -y chromium to run the viewer's browser tests`;
 
 describeUnless(noChromium, 'hqlt view in headless Chromium', () => {
   let recording: Recording;
+  let file = '';
   let context: BrowserContext;
   let page: Page;
   const errors: string[] = [];
@@ -99,36 +160,19 @@ describeUnless(noChromium, 'hqlt view in headless Chromium', () => {
 
   beforeAll(async () => {
     recording = await runRecord({ run, episodes: 2, deterministic: true, seed: 11 });
-    const file = join(out, 'viewer.html');
+    file = join(out, 'viewer.html');
     writeFileSync(file, await viewerHtml({ recording, run }));
-    context = await chromium.launchPersistentContext(mkdtempSync(join(out, 'chromium-')), {
-      executablePath: chromiumPath,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = await context.newPage();
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).href);
-    await page.waitForFunction('window.hqltViewer !== undefined');
-    await api((v) => v.ready);
+    // --disable-gpu: no WebGPU adapter, so the page falls back to wasm (the WebGPU test below opens its own browser).
+    ({ context, page } = await openViewer(file, ['--disable-gpu'], errors));
   }, 120_000);
   afterAll(async () => {
     await context?.close();
   });
 
-  it('loads with no console errors, on the wasm backend', async () => {
+  it('loads with no console errors, on the wasm backend where WebGPU has no adapter, and says so', async () => {
     expect(errors).toEqual([]);
     expect(await api((v) => v.backend())).toBe('wasm');
+    expect(await page.locator('#backend').textContent()).toBe('tfjs wasm (no WebGPU adapter)');
     expect(await page.locator('#episode option').count()).toBe(2);
   });
 
@@ -179,6 +223,21 @@ describeUnless(noChromium, 'hqlt view in headless Chromium', () => {
     expect(await api((v) => v.current())).toEqual({ episode: 2, step: 0 });
     expect(errors).toEqual([]);
   });
+
+  it('on WebGPU (SwiftShader: --enable-unsafe-webgpu) the live agent takes the Node agent’s actions', async () => {
+    const gpuErrors: string[] = [];
+    const gpu = await openViewer(file, ['--enable-unsafe-webgpu'], gpuErrors);
+    try {
+      expect(await gpu.page.locator('#backend').textContent()).toBe('tfjs webgpu');
+      const live = (await gpu.page.evaluate('window.hqltViewer.runLive({ seed: 11, maxSteps: 20, deterministic: true, saliency: false })')) as Recording['episodes'][number];
+      expect(live.steps.map((s) => s.action)).toEqual(actionsOf(recording)[0]);
+      live.steps.forEach((s, t) => expect(s.value).toBeCloseTo(recording.episodes[0]!.steps[t]!.value, 3));
+      expect(await gpu.page.locator('#live-status').textContent()).toBe(`played ${live.steps.length} steps on webgpu`);
+      expect(gpuErrors).toEqual([]);
+    } finally {
+      await gpu.context.close();
+    }
+  }, 120_000);
 
   it('a page without an agent loads an exported one (weights.safetensors + trainer.json) and plays it', async () => {
     const file = join(out, 'episodes-only.html');

@@ -11,8 +11,9 @@
  */
 import { Discrete, Tuple } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, suitOf, cardLabel, valueLabel } from './deck.js';
-import { PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { Deck, suitOf, cardLabel, cardSquare, valueLabel } from './deck.js';
+import { CARD_BACK, EMPTY_SQUARE, HIGHLIGHT, PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, rowsOf, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface AutoencodeOptions {
   /** Decks to watch and recall. */
@@ -70,7 +71,7 @@ export class Autoencode extends PopgymGameEnv<unknown[], number> {
     return suitOf(this.deck.card(this.deck.numCards - 1 - this.recalled));
   }
 
-  render(): string {
+  ansi(): string {
     const n = this.deck.numCards;
     if (this.deck.remaining > 0) {
       const seen = this.deck.dealtCount;
@@ -78,5 +79,15 @@ export class Autoencode extends PopgymGameEnv<unknown[], number> {
     }
     const t = this.target();
     return `Autoencode  recalling ${this.recalled}/${n}  answer: ${t < 0 ? '(done)' : valueLabel(t, 'suits')}`;
+  }
+
+  /** Every card in deal order, 13 to a row: shown ones face up, recalled ones face down, the answer highlighted. */
+  squares(): Square[][] {
+    const n = this.deck.numCards;
+    const answer = this.target() < 0 ? -1 : n - 1 - this.recalled;
+    const cards = Array.from({ length: n }, (_, i) =>
+      i >= this.deck.dealtCount ? EMPTY_SQUARE : i > n - 1 - this.recalled ? CARD_BACK : cardSquare(this.deck.card(i), i === answer ? HIGHLIGHT : undefined),
+    );
+    return rowsOf(cards, 13);
   }
 }

@@ -15,6 +15,7 @@
  */
 import { Discrete, MultiDiscrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
+import type { Square } from '../render.js';
 import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface BattleshipOptions {
@@ -143,7 +144,7 @@ export class Battleship extends PopgymGameEnv<number, Int32Array> {
   }
 
   /** · water, ☐ unhit ship, ☒ hit ship, ⚬ missed shot. */
-  render(): string {
+  ansi(): string {
     const n = this.boardSize;
     const rows: string[] = [`Battleship  shot ${this.steps}/${this.maxEpisodeLength}  hits ${this.hits}/${this.shipCells}`];
     for (let r = 0; r < n; r++) {
@@ -155,5 +156,17 @@ export class Battleship extends PopgymGameEnv<number, Int32Array> {
       rows.push(line);
     }
     return rows.join('\n');
+  }
+
+  /** The board: water blue, shots at water white, ships grey, hit ship cells red. */
+  squares(): Square[][] {
+    const n = this.boardSize;
+    return Array.from({ length: n }, (_, r) =>
+      Array.from({ length: n }, (_, c): Square => {
+        const i = r * n + c;
+        if (this.board[i]) return { fill: this.shots[i] ? [220, 50, 50] : [120, 120, 120] };
+        return { fill: this.shots[i] ? [245, 245, 245] : [70, 130, 200] };
+      }),
+    );
   }
 }

@@ -15,8 +15,9 @@
  */
 import { Discrete, MultiDiscrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, DECK_SIZE, FIELD_SIZE, cardValue, valueLabel } from './deck.js';
-import { PopgymGameEnv, intOption, choiceOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { Deck, DECK_SIZE, FIELD_SIZE, cardSquare, cardValue, valueLabel } from './deck.js';
+import { CARD_BACK, HIGHLIGHT, PopgymGameEnv, intOption, rowsOf, choiceOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 /** Suits can't be played: 13 cards of a suit leave one unpaired. */
 export type ConcentrationField = 'colors' | 'ranks';
@@ -131,12 +132,20 @@ export class Concentration extends PopgymGameEnv<Int32Array, number> {
   }
 
   /** Rows of 13 positions: value if face up or flipped this turn, '?' if face down. */
-  render(): string {
+  ansi(): string {
     const rows: string[] = [`Concentration (${this.deckType})  step ${this.steps}/${this.maxEpisodeLength}  matched ${this.matched}/${this.deck.numCards}`];
     for (let r = 0; r < this.view.length; r += 13) {
       const cells = Array.from(this.view.subarray(r, r + 13), (v) => (v === this.faceDown ? '?' : valueLabel(v, this.deckType)));
       rows.push(cells.map((c) => c.padStart(2)).join(' '));
     }
     return rows.join('\n');
+  }
+
+  /** The table, 13 to a row: matched cards face up, the card flipped this turn highlighted, the rest face down. */
+  squares(): Square[][] {
+    const cards = Array.from(this.view, (v, pos) =>
+      v === this.faceDown ? CARD_BACK : cardSquare(this.deck.card(pos), this.faceUp[pos] ? undefined : HIGHLIGHT),
+    );
+    return rowsOf(cards, 13);
   }
 }

@@ -15,8 +15,9 @@
  */
 import { Discrete, MultiDiscrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, FIELD_SIZE, cardValue, valueLabel, type CardField } from './deck.js';
-import { PopgymGameEnv, intOption, choiceOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { Deck, FIELD_SIZE, cardValue, valueLabel, valueSquare, type CardField } from './deck.js';
+import { HIGHLIGHT, PopgymGameEnv, intOption, choiceOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface CountRecallOptions {
   /** Decks per shoe (episode length 52·numDecks − 1). */
@@ -98,11 +99,18 @@ export class CountRecall extends PopgymGameEnv<Int32Array, number> {
     return Int32Array.of(this.dealt, this.query);
   }
 
-  render(): string {
+  ansi(): string {
     const t = this.deckType;
     return (
       `CountRecall (${t})  step ${this.values.dealtCount - 1}/${this.maxEpisodeLength}  ` +
       `dealt ${valueLabel(this.dealt, t)}, count of ${valueLabel(this.query, t)}? answer: ${this.target()}`
     );
+  }
+
+  /** A column per value: the value (the one just dealt highlighted) over its count (the query's, the answer, highlighted). */
+  squares(): Square[][] {
+    const values = Array.from(this.counts, (_, v) => valueSquare(v, this.deckType, v === this.dealt ? HIGHLIGHT : undefined));
+    const counts = Array.from(this.counts, (c, v) => ({ fill: v === this.query ? HIGHLIGHT : ([250, 250, 240] as const), mark: String(c) }));
+    return [values, counts];
   }
 }

@@ -10,6 +10,8 @@
 export type CardField = 'colors' | 'suits' | 'ranks';
 export const CARD_FIELDS: readonly CardField[] = ['colors', 'suits', 'ranks'];
 
+import type { Rgb, Square } from '../render.js';
+
 export const DECK_SIZE = 52;
 /** Distinct values of each field. */
 export const FIELD_SIZE: Readonly<Record<CardField, number>> = { colors: 2, suits: 4, ranks: 13 };
@@ -50,6 +52,21 @@ export function popgymCardLabels(card: number): [string, string] {
 /** A card as text, e.g. '10♦'. */
 export function cardLabel(card: number): string {
   return RANK_LABELS[rankOf(card)] + SUIT_LABELS[suitOf(card)];
+}
+
+const CARD_FACE: Rgb = [250, 250, 240];
+const RED: Rgb = [200, 30, 30];
+const BLACK: Rgb = [20, 20, 20];
+
+/** A card face up: rank over suit in red or black, on `fill` (e.g. a highlight for the answer). */
+export function cardSquare(card: number, fill: Rgb = CARD_FACE): Square {
+  return { fill, mark: `${RANK_LABELS[rankOf(card)]}\n${SUIT_LABELS[suitOf(card)]}`, ink: colorOf(card) ? RED : BLACK };
+}
+
+/** A field value alone: a colour as a red or black block, a suit in its colour, or a rank. */
+export function valueSquare(value: number, field: CardField, fill: Rgb = CARD_FACE): Square {
+  const red = field === 'ranks' ? false : value % 2 === 1; // suits and colours share the parity of the card id
+  return { fill, mark: field === 'colors' ? '■' : valueLabel(value, field), ink: red ? RED : BLACK };
 }
 
 /** A shuffled shoe of `numDecks` decks, dealt front to back; no allocation after construction. */

@@ -1,8 +1,9 @@
 /**
  * Shared base of the POPGym game and memory ports (Autoencode, Battleship, ...): difficulty levels, reference
- * returns, ANSI rendering, and checked constructor options.
+ * returns, rendering (ANSI text, and `rgb_array` pictures painted from squares), and checked constructor options.
  */
-import { Env, type ReturnBounds } from '../env.js';
+import { Env, type ReturnBounds, type RgbImage } from '../env.js';
+import { paintBoard, type Rgb, type Square } from '../render.js';
 import { register, type EnvKwargs } from '../registry.js';
 
 export type { ReturnBounds } from '../env.js';
@@ -22,9 +23,14 @@ export const SUIT_RECALL_BOUNDS: ReturnBounds = Object.freeze({
   source: Object.freeze({ optimal: 'analytic: perfect memory answers every query', random: 'analytic: a random suit is right 1/4 of the time' }),
 });
 
-/** A POPGym env: renders to ANSI text and states its reference returns. */
+/** Squares the game pictures share: an empty slot, a face-down card, and the fill that picks out what matters now. */
+export const EMPTY_SQUARE: Square = { fill: [170, 170, 170] };
+export const CARD_BACK: Square = { fill: [50, 80, 160] };
+export const HIGHLIGHT: Rgb = [255, 215, 60];
+
+/** A POPGym env: renders to ANSI text or an RGB picture of squares, and states its reference returns. */
 export abstract class PopgymGameEnv<O, A> extends Env<O, A> {
-  override readonly metadata = { renderModes: ['ansi'] };
+  override readonly metadata = { renderModes: ['ansi', 'rgb_array'] };
   /** Reference returns for this env's parameters. */
   abstract readonly returnBounds: ReturnBounds;
   /** Most steps an episode can take. */
@@ -35,8 +41,26 @@ export abstract class PopgymGameEnv<O, A> extends Env<O, A> {
    */
   readonly obsRequiresPrevAction: boolean = false;
 
+  /** `ansi` (default): `ansi()`; `rgb_array`: `squares()` painted at 16 pixels a square. */
+  override render(): string | RgbImage {
+    return this.renderMode === 'rgb_array' ? paintBoard(this.squares()) : this.ansi();
+  }
+
   /** A text picture of the current state (hidden state included, for people, not agents). */
-  abstract override render(): string;
+  abstract ansi(): string;
+
+  /**
+   * The same state as rows of squares (cards as tiles with rank and suit, boards as grids), with as many rows and
+   * columns at every step of an episode, so frames keep their size.
+   */
+  abstract squares(): Square[][];
+}
+
+/** `items` laid out `perRow` to a row, the last row padded with `pad`. */
+export function rowsOf(items: readonly Square[], perRow: number, pad: Square = EMPTY_SQUARE): Square[][] {
+  const rows: Square[][] = [];
+  for (let i = 0; i < items.length; i += perRow) rows.push(Array.from({ length: perRow }, (_, j) => items[i + j] ?? pad));
+  return rows;
 }
 
 /** Reads an integer option in [min, max], or `fallback` when absent. */

@@ -11,8 +11,9 @@
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, rankOf, cardLabel, popgymCardLabels } from './deck.js';
-import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { Deck, rankOf, cardLabel, cardSquare, popgymCardLabels } from './deck.js';
+import { EMPTY_SQUARE, PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface HigherLowerOptions {
   /** Decks shuffled together (episode length 52·numDecks − 1). */
@@ -113,7 +114,13 @@ export class HigherLower extends PopgymGameEnv<number, number> {
     return this.deck.card(this.deck.dealtCount);
   }
 
-  render(): string {
+  ansi(): string {
     return `HigherLower  dealt ${this.deck.dealtCount}/${this.deck.numCards}  current ${cardLabel(this.current)}`;
+  }
+
+  /** The current card, then the next one on grey (hidden state, for people). */
+  squares(): Square[][] {
+    const next = this.deck.remaining > 0 ? cardSquare(this.peekNext(), EMPTY_SQUARE.fill) : EMPTY_SQUARE;
+    return [[cardSquare(this.current), next]];
   }
 }

@@ -14,7 +14,8 @@
  */
 import { Discrete, MultiDiscrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { HIGHLIGHT, PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface MineSweeperOptions {
   rows?: number;
@@ -60,6 +61,8 @@ export class MineSweeper extends PopgymGameEnv<number, Int32Array> {
   private readonly repeatReward: number;
   private steps = 0;
   private revealed = 0;
+  /** The cell clicked last, or -1 (for the picture: a click on a mine or a revealed cell changes nothing else). */
+  private lastCell = -1;
 
   constructor(options: MineSweeperOptions = {}) {
     super();
@@ -112,11 +115,13 @@ export class MineSweeper extends PopgymGameEnv<number, Int32Array> {
       }
     this.steps = 0;
     this.revealed = 0;
+    this.lastCell = -1;
     return { obs: 0, info: {} };
   }
 
   protected stepEnv(action: Int32Array): StepResult<number> {
     const cell = action[0] * this.cols + action[1];
+    this.lastCell = cell;
     let reward: number;
     let terminated = false;
     if (this.cells[cell] === MINE) {
@@ -146,7 +151,7 @@ export class MineSweeper extends PopgymGameEnv<number, Int32Array> {
   }
 
   /** Revealed cells show their mine count, hidden ones '.'. */
-  render(): string {
+  ansi(): string {
     const lines = [`MineSweeper  step ${this.steps}/${this.maxEpisodeLength}  revealed ${this.revealed}/${this.maxEpisodeLength}`];
     for (let r = 0; r < this.rows; r++) {
       const row: string[] = [];
@@ -157,5 +162,20 @@ export class MineSweeper extends PopgymGameEnv<number, Int32Array> {
       lines.push(row.join(' '));
     }
     return lines.join('\n');
+  }
+
+  /**
+   * Revealed cells white with their mine count, hidden ones grey, mines (hidden state, for people) marked *, the
+   * cell clicked last highlighted.
+   */
+  squares(): Square[][] {
+    return Array.from({ length: this.rows }, (_, r) =>
+      Array.from({ length: this.cols }, (_, c): Square => {
+        const i = r * this.cols + c;
+        const fill = i === this.lastCell ? HIGHLIGHT : this.cells[i] === REVEALED ? ([245, 245, 245] as const) : ([150, 150, 150] as const);
+        if (this.cells[i] === REVEALED) return { fill, mark: this.neighbours[i] ? String(this.neighbours[i]) : undefined };
+        return this.cells[i] === MINE ? { fill, mark: '*', ink: [150, 20, 20] } : { fill };
+      }),
+    );
   }
 }

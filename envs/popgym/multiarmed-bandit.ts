@@ -13,7 +13,8 @@
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { EMPTY_SQUARE, PopgymGameEnv, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface MultiarmedBanditOptions {
   /** Number of arms N. */
@@ -89,11 +90,22 @@ export class MultiarmedBandit extends PopgymGameEnv<number, number> {
     return best;
   }
 
-  render(): string {
+  ansi(): string {
     const arms = Array.from(this.bandits, (p, i) => `${i === this.lastArm ? '>' : ' '}${i}:${p.toFixed(2)}`);
     return (
       `MultiarmedBandit  step ${this.steps}/${this.maxEpisodeLength}  last pull ${this.lastArm < 0 ? '-' : this.lastArm}` +
       ` ${this.lastArm < 0 ? '' : this.lastObs ? 'paid' : 'missed'}\n` + arms.join(' ')
     );
+  }
+
+  /**
+   * A column per arm: its payout probability (hidden state, for people) as the green of the square and in tenths,
+   * over the last pull, green where it paid and red where it did not.
+   */
+  squares(): Square[][] {
+    const shade = (p: number, k: number) => Math.round(255 - k * p);
+    const arms = Array.from(this.bandits, (p): Square => ({ fill: [shade(p, 200), shade(p, 60), shade(p, 200)], mark: String(Math.round(10 * p)) }));
+    const pulls = arms.map((_, i): Square => (i === this.lastArm ? { fill: this.lastObs ? [60, 180, 75] : [220, 50, 50] } : EMPTY_SQUARE));
+    return [arms, pulls];
   }
 }

@@ -2,7 +2,8 @@
  * Pendulum physics (Gymnasium's classic_control `PendulumEnv`) and POPGym's position-only variants:
  * PositionOnlyPendulum and NoisyPositionOnlyPendulum.
  */
-import { Env, type ResetResult, type StepResult } from '../env.js';
+import { Env, type ResetResult, type RgbImage, type StepResult } from '../env.js';
+import { Raster } from '../render.js';
 import { Box } from '../spaces.js';
 import { addClippedNoise, checkPositive } from './control-common.js';
 import type { ReturnBounds } from './game-env.js';
@@ -73,7 +74,7 @@ export interface PendulumOptions {
 export class PositionOnlyPendulum extends Env<Float32Array, Float32Array> {
   readonly observationSpace = new Box(-1, 1, [2]);
   readonly actionSpace = new Box(-PENDULUM.maxTorque, PENDULUM.maxTorque, [1]);
-  override readonly metadata = { renderModes: ['ansi'], renderFps: 30 };
+  override readonly metadata = { renderModes: ['ansi', 'rgb_array'], renderFps: 30 };
   readonly maxEpisodeLength: number;
   readonly noiseSigma: number;
   readonly returnBounds: ReturnBounds = {
@@ -124,8 +125,18 @@ export class PositionOnlyPendulum extends Env<Float32Array, Float32Array> {
     return addClippedNoise(obs, this.noiseSigma, [-1, -1], [1, 1], this.rng);
   }
 
-  /** `ansi`: the pendulum tip on a small character grid (up is θ = 0), then the state. */
-  override render(): string {
+  /**
+   * `ansi` (default): the pendulum tip on a small character grid (up is θ = 0), then the state; `rgb_array`:
+   * Gymnasium's picture at 128×128, a red rod from a black axle.
+   */
+  override render(): string | RgbImage {
+    if (this.renderMode === 'rgb_array') {
+      const r = new Raster(128, 128, [255, 255, 255]);
+      const tip = 48;
+      r.line(64, 64, 64 + tip * Math.sin(this.state.theta), 64 - tip * Math.cos(this.state.theta), 10, [204, 77, 77]);
+      r.fillRect(60, 60, 8, 8, [0, 0, 0]);
+      return r.image();
+    }
     const size = 9;
     const c = (size - 1) / 2;
     const rows = Array.from({ length: size }, () => Array<string>(size).fill(' '));

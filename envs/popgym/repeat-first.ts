@@ -10,8 +10,9 @@
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, suitOf, cardLabel, valueLabel } from './deck.js';
-import { PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { Deck, suitOf, cardLabel, cardSquare, valueLabel } from './deck.js';
+import { HIGHLIGHT, PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface RepeatFirstOptions {
   /** Decks shuffled together (episode length 52·numDecks − 1). */
@@ -57,9 +58,14 @@ export class RepeatFirst extends PopgymGameEnv<number, number> {
     return suitOf(this.deck.card(0));
   }
 
-  render(): string {
+  ansi(): string {
     const seen = this.deck.dealtCount;
     const last = seen > 0 ? cardLabel(this.deck.card(seen - 1)) : '-';
     return `RepeatFirst  dealt ${seen}/${this.deck.numCards}  last ${last}  answer: ${valueLabel(this.target(), 'suits')}`;
+  }
+
+  /** The first card (the answer, highlighted), then the card just dealt. */
+  squares(): Square[][] {
+    return [[cardSquare(this.deck.card(0), HIGHLIGHT), cardSquare(this.deck.card(this.deck.dealtCount - 1))]];
   }
 }

@@ -12,8 +12,9 @@
  */
 import { Discrete } from '../spaces.js';
 import type { ResetResult, StepResult } from '../env.js';
-import { Deck, DECK_SIZE, suitOf, cardLabel, valueLabel } from './deck.js';
-import { PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, type Difficulty, type ReturnBounds } from './game-env.js';
+import type { Square } from '../render.js';
+import { Deck, DECK_SIZE, suitOf, cardLabel, cardSquare, valueLabel } from './deck.js';
+import { EMPTY_SQUARE, HIGHLIGHT, PopgymGameEnv, SUIT_RECALL_BOUNDS, intOption, rowsOf, type Difficulty, type ReturnBounds } from './game-env.js';
 
 export interface RepeatPreviousOptions {
   /** Decks shuffled together (episode length 52·numDecks − 1). */
@@ -66,7 +67,7 @@ export class RepeatPrevious extends PopgymGameEnv<number, number> {
     return seen >= this.k ? suitOf(this.deck.card(seen - this.k)) : -1;
   }
 
-  render(): string {
+  ansi(): string {
     const seen = this.deck.dealtCount;
     const recent = [];
     for (let i = Math.max(0, seen - this.k); i < seen; i++) recent.push(cardLabel(this.deck.card(i)));
@@ -76,5 +77,15 @@ export class RepeatPrevious extends PopgymGameEnv<number, number> {
       `last ${recent.length}: ${recent.join(' ')}\n` +
       `answer: ${t < 0 ? '(none yet)' : valueLabel(t, 'suits')}`
     );
+  }
+
+  /** The last k cards, 13 to a row, oldest first: the oldest is the answer (highlighted) once k have been dealt. */
+  squares(): Square[][] {
+    const seen = this.deck.dealtCount;
+    const slots = Array.from({ length: this.k }, (_, j) => {
+      const i = seen - this.k + j;
+      return i < 0 ? EMPTY_SQUARE : cardSquare(this.deck.card(i), j === 0 ? HIGHLIGHT : undefined);
+    });
+    return rowsOf(slots, Math.min(this.k, 13));
   }
 }

@@ -8,7 +8,6 @@ import { SyncVectorEnv } from '../../envs/vector.js';
 import { initBackend } from '../../memory/backend.js';
 import { disposeState } from '../../memory/state.js';
 import { deriveSeed, makeRng } from '../../util/random.js';
-import { writeFileAtomicSync } from '../../util/files.js';
 import {
   EpisodeBuilder,
   RECORDING_FORMAT,
@@ -94,9 +93,4 @@ export async function runRecord(opts: RecordOptions): Promise<Recording> {
     agent.dispose();
     await env.close();
   }
-}
-
-/** Writes a recording as JSON, atomically. */
-export function writeRecording(path: string, recording: Recording): void {
-  writeFileAtomicSync(path, JSON.stringify(recording));
 }

@@ -56,7 +56,8 @@ async function build(): Promise<string> {
     legalComments: 'none',
     logLevel: 'silent',
     metafile: true,
-    // The fused WebGPU kernels read this switch at load; the page runs wasm or cpu, where they are never used.
+    // The fused WebGPU kernels read this switch at load: off in the page, which runs tfjs's own WebGPU kernels
+    // (the fused ones are tested on Node's Dawn only).
     define: { 'process.env.HQLT_FUSED_KERNELS': '"0"', 'process.env.NODE_ENV': '"production"' },
     plugins: [
       {

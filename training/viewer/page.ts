@@ -2,16 +2,18 @@
  * The viewer page (browser entry, bundled by `html.ts` with esbuild): a timeline scrubber over a recorded (or live)
  * episode showing the env frame, action, policy, value and reward, per layer the attention heat maps of every
  * head and the memory's gates over time, and the saliency of past observations. Live mode plays an exported agent
- * with tfjs (wasm, its binary embedded in the page; cpu where wasm fails) on the env bundled from `envs/`.
+ * with tfjs on the env bundled from `envs/`: on WebGPU where the browser gives an adapter, else on wasm (its binary
+ * embedded in the page), else on cpu; the header shows the backend and why faster ones were passed over.
  *
  * The page reads its payload from `<script id="hqlt-payload" type="application/json">` and exposes
  * `window.hqltViewer` (see `ViewerApi`) for tests and the console.
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-backend-webgpu';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { checkRecording, decodeFrame, type RecordedEpisode, type RecordedStep, type Recording } from './episode.js';
+import { base64ToBytes, checkRecording, decodeFrame, type RecordedEpisode, type RecordedStep, type Recording } from './episode.js';
 import { agentConfigOf, playLive, type AgentConfig } from './live.js';
 import { attentionCells, memorySeries, saliencyBars, type ViewerPayload } from './payload.js';
 
@@ -20,15 +22,19 @@ export interface ViewerApi {
   /** Resolves once the backend is up and the first episode is drawn. */
   ready: Promise<void>;
   backend(): string;
+  /** Why WebGPU (and wasm) were passed over, as the header shows it; empty on WebGPU. */
+  backendNote(): string;
   episodes(): RecordedEpisode[];
   current(): { episode: number; step: number };
   setEpisode(i: number): Promise<void>;
   setStep(t: number): Promise<void>;
   /** The vega views by name (`attention.<layer>`, `memory.<layer>`, `saliency`). */
   views: Map<string, vega.View>;
-  /** Plays an episode with the page's agent and shows it. */
-  runLive(opts: { seed: number; maxSteps: number; deterministic?: boolean }): Promise<RecordedEpisode>;
+  /** Plays an episode with the page's agent and shows it (with the saliency of every step unless `saliency: false`). */
+  runLive(opts: LiveRun): Promise<RecordedEpisode>;
 }
+
+type LiveRun = { seed: number; maxSteps: number; deterministic?: boolean; saliency?: boolean };
 
 declare global {
   interface Window {
@@ -39,7 +45,7 @@ declare global {
 const payload = JSON.parse(document.getElementById('hqlt-payload')?.textContent ?? '{}') as ViewerPayload;
 const recording: Recording | undefined = payload.recording ? checkRecording(payload.recording, 'the embedded episodes') : undefined;
 let agent: { config: AgentConfig; weights: Uint8Array } | undefined = payload.agent
-  ? { config: agentConfigOf(payload.agent.config), weights: base64Bytes(payload.agent.weights) }
+  ? { config: agentConfigOf(payload.agent.config), weights: base64ToBytes(payload.agent.weights) }
   : undefined;
 const episodes: { label: string; episode: RecordedEpisode }[] = (recording?.episodes ?? []).map((e, i) => ({
   label: `episode ${i} (env ${e.stream}, return ${e.return.toFixed(2)}, ${e.steps.length} steps)`,
@@ -50,11 +56,6 @@ const views = new Map<string, vega.View>();
 const STEP_AXIS = { tickMinStep: 1, format: 'd' };
 let episodeIndex = 0;
 let stepIndex = 0;
-
-function base64Bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  return Uint8Array.from({ length: bin.length }, (_, i) => bin.charCodeAt(i));
-}
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -69,19 +70,40 @@ function byId<T extends HTMLElement>(id: string): T {
   return e as T;
 }
 
-/** wasm with the embedded binary (one SIMD build under every name tfjs asks for); cpu where that fails. */
+let backendNote = '';
+
+/**
+ * WebGPU where `navigator.gpu` gives an adapter; else wasm with the embedded binary (one SIMD build under every
+ * name tfjs asks for); else cpu. Records why each faster backend was passed over in `backendNote`.
+ */
 async function initBackend(): Promise<string> {
-  if (payload.wasm) {
-    const url = URL.createObjectURL(new Blob([base64Bytes(payload.wasm) as BlobPart], { type: 'application/wasm' }));
-    setWasmPaths({ 'tfjs-backend-wasm.wasm': url, 'tfjs-backend-wasm-simd.wasm': url, 'tfjs-backend-wasm-threaded-simd.wasm': url });
+  const passed: string[] = [];
+  const tryBackend = async (name: string): Promise<boolean> => {
     try {
-      if (await tf.setBackend('wasm')) return tf.getBackend();
-    } catch {
-      // Falls through to cpu.
+      if (await tf.setBackend(name)) return true;
+      passed.push(`${name} failed to start`);
+    } catch (err) {
+      passed.push(`${name} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-  }
+    return false;
+  };
+  const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+  if (!gpu) passed.push('no WebGPU in this browser');
+  else if (!adapter) passed.push('no WebGPU adapter');
+  else if (await tryBackend('webgpu')) return finish();
+  if (payload.wasm) {
+    const url = URL.createObjectURL(new Blob([base64ToBytes(payload.wasm) as BlobPart], { type: 'application/wasm' }));
+    setWasmPaths({ 'tfjs-backend-wasm.wasm': url, 'tfjs-backend-wasm-simd.wasm': url, 'tfjs-backend-wasm-threaded-simd.wasm': url });
+    if (await tryBackend('wasm')) return finish();
+  } else passed.push('no wasm binary in the page');
   await tf.setBackend('cpu');
-  return tf.getBackend();
+  return finish();
+
+  function finish(): string {
+    backendNote = passed.join('; ');
+    return tf.getBackend();
+  }
 }
 
 function buildLayout(): void {
@@ -300,7 +322,7 @@ async function setEpisode(i: number): Promise<void> {
   await setStep(0);
 }
 
-async function runLive(opts: { seed: number; maxSteps: number; deterministic?: boolean }): Promise<RecordedEpisode> {
+async function runLive(opts: LiveRun): Promise<RecordedEpisode> {
   if (!agent) throw new Error('No agent: open the page with `hqlt view --run <run>`, or load weights.safetensors and trainer.json.');
   const status = byId('live-status');
   status.textContent = 'playing…';
@@ -309,7 +331,7 @@ async function runLive(opts: { seed: number; maxSteps: number; deterministic?: b
     maxSteps: opts.maxSteps,
     deterministic: opts.deterministic ?? true,
     introspect: true,
-    saliency: true,
+    saliency: opts.saliency ?? true,
     onStep: (t) => {
       status.textContent = `playing… step ${t + 1}`;
     },
@@ -373,13 +395,15 @@ function showError(err: unknown): void {
 async function main(): Promise<void> {
   buildLayout();
   wireControls();
-  byId('backend').textContent = `tfjs ${await initBackend()}`;
+  const backend = await initBackend();
+  byId('backend').textContent = `tfjs ${backend}${backendNote ? ` (${backendNote})` : ''}`;
   if (episodes.length) await setEpisode(0);
 }
 
 window.hqltViewer = {
   ready: main(),
   backend: () => tf.getBackend(),
+  backendNote: () => backendNote,
   episodes: () => episodes.map((e) => e.episode),
   current: () => ({ episode: episodeIndex, step: stepIndex }),
   setEpisode,
