@@ -24,6 +24,14 @@ export interface AgentOptions {
   previousAction?: boolean;
 }
 
+/** The phases `act` charges to `ActOptions.timer`, in order. */
+export const ACT_PHASES = {
+  encode: 'rollout: encode observations',
+  dispatch: 'rollout: act (upload + dispatch)',
+  readback: 'rollout: readback (waits for the GPU)',
+  sample: 'rollout: sample actions',
+} as const;
+
 export interface ActOptions {
   /** Take the most likely action instead of sampling. */
   deterministic?: boolean;
@@ -194,12 +202,12 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     const batch = episodeStart.length;
     const timer = opts.timer;
     const features = this.encoder.encode(obs, batch);
-    timer?.mark('rollout: encode observations');
+    timer?.mark(ACT_PHASES.encode);
     const { host, coreState, introspection } = this.stepForward(features, state, episodeStart, opts.introspect);
-    timer?.mark('rollout: act (upload + dispatch)');
+    timer?.mark(ACT_PHASES.dispatch);
     const data = (await host.data()) as Float32Array;
     host.dispose();
-    timer?.mark('rollout: readback (waits for the GPU)');
+    timer?.mark(ACT_PHASES.readback);
     const internals = opts.introspect ? await readHost(introspection) : undefined;
     const width = host.shape[1];
     const pWidth = width - 1;
@@ -219,7 +227,7 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     for (let b = 0; b < batch; b++) {
       actions.push(d.toEnv(pick.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)) as A);
     }
-    timer?.mark('rollout: sample actions');
+    timer?.mark(ACT_PHASES.sample);
     const result: ActResult<A> = { actions, actionData: pick.actions, logProbs: pick.logProbs, values, features, state: next, policy: params };
     if (internals) result.introspection = internals;
     return result;

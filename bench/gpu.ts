@@ -32,6 +32,7 @@ import { buildAgent } from '../training/rl/train.js';
 import { parseTrainConfig, ppoSettings, type TrainConfig } from '../training/rl/config.js';
 import { PpoTrainer } from '../training/rl/ppo.js';
 import { PhaseTimer } from '../util/phase-timer.js';
+import { ACT_PHASES } from '../agents/agent.js';
 import { benchCores } from './core.js';
 
 /** The cores --check compares with cpu: every HQLT blend, and the GRU and LSTM (fused GRU kernels on WebGPU). */
@@ -321,10 +322,14 @@ async function benchPpo(numEnvs: number, updates: number): Promise<Record<string
   console.log(JSON.stringify({ figure: `PPO env-steps/s, ${numEnvs} envs, RepeatPreviousEasy, default agent`, value: Math.round(sps), target: numEnvs === 4096 ? '>= 500000' : '' }));
   console.log(`PPO ${numEnvs} envs: ${updateMs.toFixed(1)} ms per update (${numEnvs} × 64 steps); breakdown per update (synchronised pass):\n${trainer.timer.format(updates)}`);
   const breakdown = trainer.timer.report().map((r) => ({ ...r, ms: r.ms / updates }));
+  // One acting step of the agent = the phases inside agent.act (encode, upload + dispatch, readback, sampling).
+  const acting = trainer.timer.report().filter((r) => (Object.values(ACT_PHASES) as string[]).includes(r.phase));
+  const actMs = acting.reduce((sum, r) => sum + r.ms, 0) / (acting[0]?.calls ?? 1);
+  console.log(JSON.stringify({ figure: `acting step of the default agent (encode, upload, dispatch, readback, sample), ms, ${numEnvs} envs`, value: actMs, target: numEnvs === 4096 ? '<= 2' : '' }));
   trainer.dispose();
   agent.dispose();
   await env.close();
-  return { numEnvs, rollout: 64, seqLen: 16, core: config.core, updateMs, envStepsPerSecond: sps, breakdownMsPerUpdate: breakdown };
+  return { numEnvs, rollout: 64, seqLen: 16, core: config.core, updateMs, envStepsPerSecond: sps, actStepMs: actMs, breakdownMsPerUpdate: breakdown };
 }
 
 const updates = Number(values['ppo-updates']);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { RecurrentAgent } from '../agents/agent.js';
+import { ACT_PHASES, RecurrentAgent } from '../agents/agent.js';
+import { PhaseTimer } from '../util/phase-timer.js';
 import { makeDistribution } from '../agents/distributions.js';
 import { Box, Discrete, MultiBinary, MultiDiscrete } from '../envs/spaces.js';
 import { initBackend } from '../memory/backend.js';
@@ -237,6 +238,22 @@ describe('PPO trainer', () => {
     tf.dispose([ev.logProbs, ev.values, ev.entropy, ...Object.values(mb.state), ...Object.values(states)]);
     trainer.dispose();
     agent.dispose();
+  });
+
+  it("a PhaseTimer sees every phase of an update, including the agent's own, and changes nothing", async () => {
+    const plain = makeTrainer();
+    const timed = makeTrainer();
+    timed.trainer.timer = new PhaseTimer(true);
+    for (const { trainer } of [plain, timed]) await trainer.start(3);
+    const [a, b] = [await plain.trainer.iterate(), await timed.trainer.iterate()];
+    expect({ ...b, stepsPerSecond: 0 }).toEqual({ ...a, stepsPerSecond: 0 });
+    const report = timed.trainer.timer!.report();
+    const phase = (name: string) => report.find((r) => r.phase === name);
+    for (const name of Object.values(ACT_PHASES)) expect(phase(name)?.calls, name).toBe(timed.trainer.settings.rollout);
+    for (const name of ['rollout: env step', 'update: forward + backward', 'update: clip + Adam']) expect(phase(name)?.ms, name).toBeGreaterThan(0);
+    expect(report.reduce((sum, r) => sum + r.share, 0)).toBeCloseTo(1, 6);
+    expect(timed.trainer.timer!.format(1).split('\n')).toHaveLength(report.length);
+    for (const { agent, trainer } of [plain, timed]) (trainer.dispose(), agent.dispose());
   });
 
   it('keeps numTensors flat across updates', async () => {

@@ -109,7 +109,9 @@ export function sequenceMinibatches(
   const ids = Array.from({ length: count }, (_, i) => i);
   for (let i = count - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
-    [ids[i], ids[j]] = [ids[j], ids[i]];
+    const swap = ids[i]!; // not a destructuring swap: that allocates an array per step
+    ids[i] = ids[j]!;
+    ids[j] = swap;
   }
   const groups: number[][] = [];
   for (let m = 0; m < minibatches; m++) {
@@ -173,35 +175,43 @@ export function gatherMinibatch(
     valid: new Float32Array(B * L),
     state: sliceState(states, ids),
   };
+  // First row of each sequence in the buffer, then one array at a time: a monomorphic copy loop per array runs
+  // several times faster than a loop over sequences that switches arrays (profiled at 4,096 envs).
+  const starts = Int32Array.from(ids, (s) => (s % N) * T + Math.floor(s / N) * L);
   const perStep = [
-    [mb.features, buf.features, F],
-    [mb.actions, buf.actions, A],
-    [mb.episodeStart, buf.episodeStart, 1],
-    [mb.advantages, buf.advantages, 1],
-    [mb.returns, buf.returns, 1],
-    [mb.valid, buf.valid, 1],
-    [mb.oldLogProbs, buf.logProbs, 1],
-    [mb.oldValues, buf.values, 1],
+    [buf.features, mb.features, F],
+    [buf.actions, mb.actions, A],
+    [buf.episodeStart, mb.episodeStart, 1],
+    [buf.advantages, mb.advantages, 1],
+    [buf.returns, mb.returns, 1],
+    [buf.valid, mb.valid, 1],
+    [buf.logProbs, mb.oldLogProbs, 1],
+    [buf.values, mb.oldValues, 1],
   ] as const;
-  for (let b = 0; b < B; b++) {
-    const s = ids[b]!;
-    const src = (s % N) * T + Math.floor(s / N) * L;
-    for (const [dst, from, width] of perStep) copyRows(from, src, dst, b * L, L, width);
-  }
+  for (const [from, to, width] of perStep) gatherSequences(from, to, width, starts, L);
   if (normalize) normalizeMasked(mb.advantages, mb.valid);
   return mb;
 }
 
 /**
  * Copies `rows` rows of `width` values from row `srcRow` of `src` to row `dstRow` of `dst`. A plain loop: PPO
- * copies thousands of short rows per step and per minibatch, where a `subarray` view per row cost more than the
- * copy (profiled at 4,096 envs).
+ * copies thousands of short rows per step, where a `subarray` view per row cost more than the copy.
  */
 export function copyRows(src: Float32Array, srcRow: number, dst: Float32Array, dstRow: number, rows: number, width: number): void {
   const from = srcRow * width;
   const to = dstRow * width;
   const n = rows * width;
   for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
+}
+
+/** Sequence b of `dst` = rows starts[b] … starts[b] + length − 1 of `src` (rows of `width` values). */
+function gatherSequences(src: Float32Array, dst: Float32Array, width: number, starts: Int32Array, length: number): void {
+  const n = length * width;
+  for (let b = 0; b < starts.length; b++) {
+    const from = starts[b]! * width;
+    const to = b * n;
+    for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
+  }
 }
 
 /** (x − mean) / (std + 1e-8) over the entries where mask is 1; masked entries become 0. */
