@@ -13,7 +13,7 @@ import { successTable } from '../training/rl/suite-report.js';
 import { summariseCurves, type CurvePoint } from '../training/plot.js';
 import { meanStdCell } from '../training/results-table.js';
 import { README_BEGIN, README_END, readRecord, replaceBetweenMarkers, updateReadme } from '../training/results.js';
-import { withBudget } from '../training/supervised/synth.js';
+import { synthByLength, withBudget, type SynthRun } from '../training/supervised/synth.js';
 import { runCli } from './fixtures/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hqlt-results-'));
@@ -134,6 +134,21 @@ describe('aggregation helpers', () => {
     const merged = withBudget({ steps: 9, lr: 0.1, core: { dim: 64, mlp: true }, taskOptions: { testSize: 512 } }, 'tiny');
     expect(merged).toMatchObject({ steps: 2, lr: 0.1, core: { dim: 8, mlp: true }, taskOptions: { testSize: 4, trainMax: 7 } });
     expect(() => withBudget({}, 'huge')).toThrow(/Unknown budget 'huge'. Choose one of: tiny/);
+  });
+
+  it('bins accuracy by length per range, at bin centres shared by all seeds', () => {
+    const final = {
+      valid: { byLength: [{ length: 4, accuracy: 1, count: 2 }, { length: 6, accuracy: 0, count: 2 }, { length: 40, accuracy: 1, count: 1 }] },
+      test: { byLength: [{ length: 41, accuracy: 1, count: 1 }, { length: 257, accuracy: 0.5, count: 2 }] },
+    };
+    const run = { task: 'parity', core: 'gru', seed: 3, result: { config: { taskOptions: {} }, final } } as unknown as SynthRun;
+    expect(synthByLength([run]).map((p) => [p.x, p.y])).toEqual([
+      [4.5, 50], // lengths 3–6
+      [39, 100], // 39 alone in the last training bin (39–42 clipped at 39)
+      [50.5, 100], // lengths 40–61
+      [247, 50], // 238–259 clipped at 256
+    ]);
+    expect(synthByLength([run])[0]).toMatchObject({ group: 'gru', run: 's3', metric: 'parity: accuracy by length' });
   });
 
   it('refuses a README without the markers, saying what to add', () => {

@@ -99,7 +99,8 @@ export function renderResultsSection(resultsDir: string, linkBase: string): stri
       for (const file of c.files) {
         const path = join(dir, file);
         if (!existsSync(path)) throw new Error(`${join(dir, RECORD_FILE)} lists ${file}, which is missing: rerun its command.`);
-        if (file.endsWith('.md')) out.push(demote(readFileSync(path, 'utf8').trim(), 1), '');
+        // A table titled as the result itself would repeat the heading just above it.
+        if (file.endsWith('.md')) out.push(demote(readFileSync(path, 'utf8').trim().replace(`### ${record.title}\n\n`, ''), 1), '');
         else if (file.endsWith('.svg')) out.push(`![${file}](${relative(linkBase, path).split('\\').join('/')})`, '');
       }
       const raw = c.files.filter((f) => !f.endsWith('.md') && !f.endsWith('.svg'));
