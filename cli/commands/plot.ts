@@ -32,6 +32,8 @@ export function registerPlot(program: Command): void {
       const ys = list(opts.y) ?? [];
       if (opts.suite === undefined && runs.length === 0) throw new Error('Give run folders to plot, or --suite <dir>.');
       if (opts.suite !== undefined && runs.length > 0) throw new Error('Give either run folders or --suite, not both.');
+      const suiteOnly = (['envs', 'cores', 'csv'] as const).filter((k) => opts[k] !== undefined);
+      if (opts.suite === undefined && suiteOnly.length) throw new Error(`--${suiteOnly[0]} goes with --suite <dir>; for run folders leave it out.`);
       let svg: string;
       if (opts.suite !== undefined) {
         const points = suiteCurves(opts.suite, { x: opts.x, ys, envs: list(opts.envs), cores: list(opts.cores) });
