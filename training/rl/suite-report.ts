@@ -76,7 +76,8 @@ export function successTable(points: CurvePoint[], cores: string[]): ResultsTabl
     title: 'Success rate per env × core',
     caption:
       "Share of training episodes that ended in success (the env's `info.success`), %: 'final' averages a run's last 10% " +
-      "of updates, 'best' is its best update; mean ± std over seeds.",
+      "of updates, 'best' is its best update (an update holds few episodes, so 'best' is biased upwards: compare it with " +
+      "the memoryless mlp); mean ± std over seeds.",
     columns: ['env', 'core', 'seeds', 'final success %', 'best success %'],
     rows,
     missing: '-',
