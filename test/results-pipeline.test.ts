@@ -57,6 +57,17 @@ describe('results pipeline at the tiny budget (built CLI)', () => {
     expect(record.commands[0].files).toContain('table.md');
   });
 
+  it("synth takes the task from a --config file (its table names it) and refuses a --task that contradicts it", async () => {
+    const config = join(root, 'ma.json');
+    writeFileSync(config, JSON.stringify({ task: 'modular-arithmetic', core: { type: 'gru', dim: 8, layers: 1 } }));
+    const dir = join(results, 'ma-gru');
+    await hqlt(['synth', '--config', config, '--budget', 'tiny', '--backend', 'cpu', '--out', join(root, 'runs'), '--results', dir]);
+    expect(read(dir, 'table.md')).toContain('| model | modular-arithmetic test | modular-arithmetic train lengths |');
+    const r = await runCli(['synth', '--config', config, '--task', 'parity', '--budget', 'tiny', '--backend', 'cpu', '--out', join(root, 'runs')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("hqlt: The --config file's task 'modular-arithmetic' contradicts --task parity: drop one of them.");
+  });
+
   it('suite: Passive Visual Match with the six cores; success rate table and curves, and hqlt plot --suite', async () => {
     const out = join(root, 'pvm');
     const dir = join(results, 'visual-match');

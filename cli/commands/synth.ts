@@ -18,6 +18,7 @@ import {
 } from '../../training/supervised/synth.js';
 import { addSupervisedOptions, executeRuns, interruptible, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
 import { positiveIntArg } from './options.js';
+import { readConfigFile } from '../../training/rl/config.js';
 
 export { PAPER_TABLE3 } from '../../training/supervised/synth.js';
 export const PAPER_TABLE3_PRESET = SYNTH_PRESETS['paper-table3'];
@@ -31,7 +32,7 @@ const DEFAULTS = {
 };
 
 interface SynthFlags extends SupervisedFlags {
-  task: string;
+  task?: string;
   preset?: string;
   seeds?: number;
   budget?: string;
@@ -44,7 +45,7 @@ export function registerSynth(program: Command): void {
     program
       .command('synth')
       .description('formal-language length generalisation (parity, modular arithmetic): train on lengths 3–39, test on 40–256')
-      .option('--task <task>', `task: ${SYNTH_TASKS.join(', ')}, or 'all'`, 'parity')
+      .option('--task <task>', `task: ${SYNTH_TASKS.join(', ')}, or 'all' (default: the --config file's, else parity)`)
       .option('--preset <name>', `${presets} (all cores, both tasks)`)
       .option('--seeds <n>', 'seeds per core and task, from --seed on (default 1, or the preset’s)', positiveIntArg)
       .option('--budget <name>', `shrink the preset or defaults: ${Object.keys(SYNTH_BUDGETS).join(', ')} (a seconds-long smoke test)`)
@@ -53,7 +54,9 @@ export function registerSynth(program: Command): void {
     const started = performance.now();
     const preset = flags.preset === undefined ? undefined : SYNTH_PRESETS[flags.preset];
     if (flags.preset !== undefined && !preset) throw new Error(`Unknown preset '${flags.preset}'. Choose one of: ${Object.keys(SYNTH_PRESETS).join(', ')}.`);
-    const tasks = preset || flags.task === 'all' ? [...SYNTH_TASKS] : [flags.task];
+    const fileTask = flags.config ? readConfigFile(flags.config).task : undefined;
+    const single = flags.task ?? (typeof fileTask === 'string' ? fileTask : 'parity');
+    const tasks = preset || single === 'all' ? [...SYNTH_TASKS] : [single];
     for (const t of tasks) if (!(SYNTH_TASKS as readonly string[]).includes(t)) throw new Error(`Unknown task '${t}'. Choose one of: ${SYNTH_TASKS.join(', ')}, all.`);
     const cores = flags.cores ?? preset?.cores.join(',');
     const defaults = withBudget(preset?.defaults ?? DEFAULTS, flags.budget);
@@ -65,6 +68,9 @@ export function registerSynth(program: Command): void {
     for (const task of tasks) {
       for (let seed = first; seed < first + seeds; seed++) {
         const plan = planRuns({ ...flags, cores, seed }, { ...defaults, task }, preset?.overrides ?? {});
+        if (plan[0].config.task !== task) {
+          throw new Error(`The --config file's task '${plan[0].config.task}' contradicts ${preset ? `the preset's task '${task}'` : `--task ${task}`}: drop one of them.`);
+        }
         labels = plan.map((r) => r.label);
         // <name>[/<task>][/s<seed>][/<core>]; without a name, executeRuns names the folder by task, core and seed.
         const folder = name && [name, plan.length > 1 || tasks.length > 1 ? task : '', seeds > 1 ? `s${seed}` : ''].filter(Boolean).join('/');
