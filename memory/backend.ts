@@ -90,8 +90,9 @@ let activeName: Exclude<BackendName, 'auto'> | undefined;
  */
 export async function initBackend(requested?: string): Promise<BackendInfo> {
   const name = parseBackendName(requested ?? process.env.HQLT_BACKEND ?? 'auto');
-  // Asking again for the backend in use changes nothing (and must not set up a second Dawn instance).
-  if (name !== 'auto' && name === activeName && tf.getBackend() === TF_NAME[name]) {
+  // Asking again for the backend in use, or for 'auto' once one is chosen, changes nothing (and must not set up a
+  // second Dawn instance).
+  if (activeName !== undefined && (name === activeName || name === 'auto') && tf.getBackend() === TF_NAME[activeName]) {
     return { requested: name, active: tf.getBackend(), flags: backendFlags() };
   }
   const order: Exclude<BackendName, 'auto'>[] =

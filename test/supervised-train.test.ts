@@ -48,6 +48,11 @@ describe('tiny end-to-end runs learn above chance', () => {
       { onStep: () => counts.push(tf.memory().numTensors) },
     );
     expect(r.final.valid.normalizedAccuracy).toBeGreaterThan(0.6);
+    // Accuracy by length: one entry per length (with the end token), weighted back to the overall accuracy.
+    const byLength = r.final.test.byLength;
+    expect(byLength.map((b) => b.length)).toEqual([8, 9, 10]);
+    expect(byLength.reduce((a, b) => a + b.count, 0)).toBe(128);
+    expect(byLength.reduce((a, b) => a + b.accuracy * b.count, 0) / 128).toBeCloseTo(r.final.test.accuracy, 6);
     // The tensor count stays flat across steps and evaluations.
     expect(new Set(counts.slice(1)).size).toBe(1);
   });

@@ -13,6 +13,7 @@ export const METRIC_COLUMNS = [
   'globalStep',
   'episodes',
   'returnMean',
+  'successRate',
   'returnMax',
   'lengthMean',
   'lengthMax',

@@ -71,3 +71,18 @@ export async function writeResultsTable(dir: string, basename: string, table: Re
   await writeFileAtomic(csv, toCsv(table));
   return { md, csv };
 }
+
+/** Mean and population standard deviation (std 0 for one value; NaN for none). */
+export function meanStd(values: readonly number[]): { mean: number; std: number } {
+  if (values.length === 0) return { mean: Number.NaN, std: Number.NaN };
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+  return { mean, std };
+}
+
+/** A `mean ± std` cell of several values (just the value for one; null for none or any non-finite value). */
+export function meanStdCell(values: readonly number[], digits = 1): Cell {
+  if (values.length === 0 || !values.every(Number.isFinite)) return null;
+  const { mean, std } = meanStd(values);
+  return values.length === 1 ? mean : `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
+}

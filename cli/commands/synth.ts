@@ -1,14 +1,27 @@
 /**
  * `hqlt synth`: formal-language tasks (parity, modular arithmetic) as in Delétang et al. 2023, trained on
- * lengths 3–39 and tested on 40–256; accuracy normalised so chance is 0. `--preset paper-table3` reproduces the
- * comparison of the seed paper's Table 3 (Irie, Yau & Gershman 2025) at a size that runs on a laptop.
+ * lengths 3–39 and tested on 40–256; accuracy normalised so chance is 0. `--preset paper-table3[-full]` runs the
+ * comparison of the seed paper's Table 3 (Irie, Yau & Gershman 2025); see training/supervised/synth.ts.
  */
 import type { Command } from 'commander';
-import type { Cell } from '../../training/results-table.js';
-import type { TrainResult } from '../../training/supervised/trainer.js';
-import { addSupervisedOptions, executeRuns, interruptible, pct, planRuns, reportTable, type PlannedRun, type SupervisedFlags } from './supervised-common.js';
+import { initBackend } from '../../memory/backend.js';
+import { describeHardware, commandLine, recordCommand } from '../../training/results.js';
+import {
+  SYNTH_BUDGETS,
+  SYNTH_PRESETS,
+  SYNTH_TASKS,
+  lengthSplitOf,
+  synthTable,
+  withBudget,
+  writeSynthReport,
+  type SynthRun,
+} from '../../training/supervised/synth.js';
+import { addSupervisedOptions, executeRuns, interruptible, planRuns, reportTable, type SupervisedFlags } from './supervised-common.js';
+import { positiveIntArg } from './options.js';
+import { readConfigFile } from '../../training/rl/config.js';
 
-const TASKS = ['parity', 'modular-arithmetic'] as const;
+export { PAPER_TABLE3 } from '../../training/supervised/synth.js';
+export const PAPER_TABLE3_PRESET = SYNTH_PRESETS['paper-table3'];
 
 const DEFAULTS = {
   steps: 2000,
@@ -18,97 +31,79 @@ const DEFAULTS = {
   core: { type: 'hqlt', dim: 64, layers: 2, heads: 4, window: 8, shortConv: true },
 };
 
-/** The seed paper's Table 3 (normalised test accuracy, %), for printing beside ours. */
-export const PAPER_TABLE3: Record<string, { label: string; parity: string; 'modular-arithmetic': string }> = {
-  deltanet: { label: 'DeltaNet', parity: '≈100', 'modular-arithmetic': '≈97' },
-  'hqlt-sync': { label: 'HQLT Synchronous', parity: '≈100', 'modular-arithmetic': '≈97' },
-  'hqlt-delayed': { label: 'HQLT Delayed-Streaming', parity: '3.3', 'modular-arithmetic': '27.8' },
-  'hqlt-chunk': { label: 'HQLT Delayed-Chunk', parity: '2.8', 'modular-arithmetic': '1.4' },
-  transformer: { label: 'Transformer', parity: '2.2', 'modular-arithmetic': '3.1' },
-};
-
-/**
- * `paper-table3`, scaled far down from the paper (width 128, 2–3 layers, long training) so all ten runs finish in
- * well under an hour on 2 CPU cores with the wasm backend (measured 3–9 training steps/s per run at this size on a
- * quiet 2-core machine): width 32, 2 layers, 4 heads, window 8 (16 for Delayed-Chunk), short convolutions, 1,000
- * steps of 16 sequences, 128 test sequences. Raise --steps (and --dim) with more compute.
- */
-export const PAPER_TABLE3_PRESET = {
-  cores: Object.keys(PAPER_TABLE3),
-  defaults: {
-    steps: 1000,
-    batch: 16,
-    lr: 3e-3,
-    warmup: 50,
-    evalEvery: 500,
-    taskOptions: { testSize: 128 },
-    core: { dim: 32, layers: 2, heads: 4, window: 8, shortConv: true, mlp: true },
-  },
-  overrides: { 'hqlt-chunk': { window: 16 } } as Record<string, Record<string, unknown>>,
-};
-
 interface SynthFlags extends SupervisedFlags {
-  task: string;
+  task?: string;
   preset?: string;
-}
-
-function tableRows(labels: string[], results: Map<string, Map<string, TrainResult>>, withPaper: boolean): Cell[][] {
-  return labels.map((label) => {
-    const row: Cell[] = [withPaper ? (PAPER_TABLE3[label]?.label ?? label) : label];
-    for (const task of TASKS) {
-      const r = results.get(task)?.get(label);
-      if (!results.has(task)) continue;
-      row.push(pct(r?.final.test?.normalizedAccuracy));
-      if (withPaper) row.push(PAPER_TABLE3[label]?.[task] ?? null);
-    }
-    return row;
-  });
+  seeds?: number;
+  budget?: string;
+  results?: string;
 }
 
 export function registerSynth(program: Command): void {
+  const presets = Object.entries(SYNTH_PRESETS).map(([name, p]) => `'${name}': ${p.description}`).join('; ');
   addSupervisedOptions(
     program
       .command('synth')
       .description('formal-language length generalisation (parity, modular arithmetic): train on lengths 3–39, test on 40–256')
-      .option('--task <task>', `task: ${TASKS.join(', ')}, or 'all'`, 'parity')
-      .option('--preset <name>', "'paper-table3': the seed paper's Table 3 comparison, scaled down (all cores, both tasks)"),
+      .option('--task <task>', `task: ${SYNTH_TASKS.join(', ')}, or 'all' (default: the --config file's, else parity)`)
+      .option('--preset <name>', `${presets} (all cores, both tasks)`)
+      .option('--seeds <n>', 'seeds per core and task, from --seed on (default 1, or the preset’s)', positiveIntArg)
+      .option('--budget <name>', `shrink the preset or defaults: ${Object.keys(SYNTH_BUDGETS).join(', ')} (a seconds-long smoke test)`)
+      .option('--results <dir>', 'also write the table, curves, accuracy by length, per-run numbers and this command into <dir> (for results/)'),
   ).action(interruptible(async (flags: SynthFlags, signal) => {
-    if (flags.preset !== undefined && flags.preset !== 'paper-table3') {
-      throw new Error(`Unknown preset '${flags.preset}'. The only preset is 'paper-table3'.`);
+    const started = performance.now();
+    const preset = flags.preset === undefined ? undefined : SYNTH_PRESETS[flags.preset];
+    if (flags.preset !== undefined && !preset) throw new Error(`Unknown preset '${flags.preset}'. Choose one of: ${Object.keys(SYNTH_PRESETS).join(', ')}.`);
+    const fileTask = flags.config ? readConfigFile(flags.config).task : undefined;
+    const single = flags.task ?? (typeof fileTask === 'string' ? fileTask : 'parity');
+    const tasks = preset || single === 'all' ? [...SYNTH_TASKS] : [single];
+    for (const t of tasks) if (!(SYNTH_TASKS as readonly string[]).includes(t)) throw new Error(`Unknown task '${t}'. Choose one of: ${SYNTH_TASKS.join(', ')}, all.`);
+    const cores = flags.cores ?? preset?.cores.join(',');
+    const defaults = withBudget(preset?.defaults ?? DEFAULTS, flags.budget);
+    const seeds = flags.seeds ?? preset?.seeds ?? 1;
+    const first = flags.seed ?? 0;
+    const name = flags.name ?? flags.preset;
+    const runs: SynthRun[] = [];
+    let labels: string[] = [];
+    for (const task of tasks) {
+      for (let seed = first; seed < first + seeds; seed++) {
+        const plan = planRuns({ ...flags, cores, seed }, { ...defaults, task }, preset?.overrides ?? {});
+        if (plan[0].config.task !== task) {
+          throw new Error(`The --config file's task '${plan[0].config.task}' contradicts ${preset ? `the preset's task '${task}'` : `--task ${task}`}: drop one of them.`);
+        }
+        labels = plan.map((r) => r.label);
+        // <name>[/<task>][/s<seed>][/<core>]; without a name, executeRuns names the folder by task, core and seed.
+        const folder = name && [name, plan.length > 1 || tasks.length > 1 ? task : '', seeds > 1 ? `s${seed}` : ''].filter(Boolean).join('/');
+        const done = await executeRuns({ ...flags, cores, name: folder || undefined }, plan, signal);
+        for (const [core, result] of done) runs.push({ task, core, seed, result });
+      }
     }
-    const preset = flags.preset === 'paper-table3';
-    const tasks = preset || flags.task === 'all' ? [...TASKS] : [flags.task];
-    for (const t of tasks) if (!(TASKS as readonly string[]).includes(t)) throw new Error(`Unknown task '${t}'. Choose one of: ${TASKS.join(', ')}, all.`);
-    const cores = flags.cores ?? (preset ? PAPER_TABLE3_PRESET.cores.join(',') : undefined);
-    const defaults = preset ? PAPER_TABLE3_PRESET.defaults : DEFAULTS;
-    const plans = new Map<string, PlannedRun[]>(
-      tasks.map((task) => [task, planRuns({ ...flags, cores }, { ...defaults, task }, preset ? PAPER_TABLE3_PRESET.overrides : {})]),
-    );
-    const results = new Map<string, Map<string, TrainResult>>();
-    for (const [task, runs] of plans) {
-      const name = flags.name ?? (preset ? 'paper-table3' : undefined);
-      const done = await executeRuns({ ...flags, cores, name: name && runs.length > 1 ? `${name}/${task}` : name }, runs, signal);
-      if (flags.printConfig) continue;
-      results.set(task, done);
-    }
-    if (flags.printConfig) return;
-    const labels = plans.get(tasks[0])!.map((r) => r.label);
-    if (labels.length < 2 && !preset) return;
-    const first = plans.get(tasks[0])![0].config;
-    const size = `width ${String(first.core.dim)}, ${String(first.core.layers)} layers, ${first.steps} steps of ${first.batch} sequences, seed ${first.seed}`;
-    const columns = ['model'];
-    for (const task of tasks) columns.push(`${task} (ours)`, ...(preset ? [`${task} (paper)`] : []));
-    await reportTable(flags, flags.name ?? (preset ? 'paper-table3' : `synth-compare-s${first.seed}`), 'results', {
-      title: preset ? "Seed paper's Table 3, reproduced at small scale" : 'Formal-language length generalisation',
+    if (flags.printConfig || (labels.length < 2 && !preset && seeds < 2 && !flags.results)) return;
+    const c = runs[0].result.config;
+    const split = lengthSplitOf(c);
+    const size =
+      `width ${String(c.core.dim)}, ${String(c.core.layers)} layers, ${c.steps} steps of ${c.batch} sequences, lr ${c.lr}, ` +
+      `${seeds} seed(s) from ${first}${flags.budget ? `, budget '${flags.budget}'` : ''}`;
+    const table = synthTable(runs, {
+      tasks,
+      cores: labels,
+      paper: preset !== undefined,
+      title: preset ? `Seed paper's Table 3: ${flags.preset}` : 'Formal-language length generalisation',
       caption:
-        `Normalised test accuracy (%, chance = 0): (acc − 1/C)/(1 − 1/C) on lengths 40–256 after training on 3–39. ` +
-        `Ours: ${size}` +
-        (preset
-          ? '; scaled down from the paper (width 128, 2–3 layers, much longer training) to finish in about an hour on 2 CPU cores. ' +
-            'Paper: Irie, Yau & Gershman (2025), Table 3 (≈ where we quote the paper approximately).'
-          : '.'),
-      columns,
-      rows: tableRows(labels, results, preset),
+        `Normalised accuracy (%, chance = 0): (acc − 1/C)/(1 − 1/C), mean ± std over seeds; 'test' on lengths ` +
+        `${split.testMin}–${split.testMax}, 'train lengths' on fresh sequences of the training lengths ${split.trainMin}–${split.trainMax}. Ours: ${size}` +
+        (preset ? `; ${preset.scale}. Paper: Irie, Yau & Gershman (2025), Table 3.` : '.'),
     });
+    await reportTable(flags, name ?? `synth-compare-s${first}`, 'results', table);
+    if (flags.results) {
+      const files = await writeSynthReport(flags.results, runs, table);
+      const backend = await initBackend(flags.backend);
+      await recordCommand(
+        flags.results,
+        { title: table.title },
+        { command: commandLine(), hardware: describeHardware(backend.active), wallSeconds: (performance.now() - started) / 1000, date: new Date().toISOString(), files },
+      );
+      console.log(`Results (table, curves, accuracy by length, per-run numbers) written to ${flags.results}`);
+    }
   }));
 }

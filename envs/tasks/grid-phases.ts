@@ -209,7 +209,9 @@ export abstract class ThreePhaseGridTask extends Env<Int32Array, number> {
       if (this.stage === 2) end = true;
       else this.nextPhase();
     }
-    return { obs: this.observe(), reward, terminated: end, truncated: false, info: { phase: this.stage } };
+    // Success (as the T-mazes report it): the episode ended on the phase-3 reward.
+    const success = end && this.stage === 2 && reward === this.finalReward;
+    return { obs: this.observe(), reward, terminated: end, truncated: false, info: { phase: this.stage, success } };
   }
 
   private nextPhase(): void {

@@ -127,6 +127,8 @@ export interface UpdateMetrics {
   episodes: number;
   /** null when no episode finished in this rollout. */
   returnMean: number | null;
+  /** Share of the finished episodes whose last step reported `info.success` true; null when none reported it. */
+  successRate: number | null;
   returnMax: number | null;
   lengthMean: number | null;
   lengthMax: number | null;
@@ -212,7 +214,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
   }
 
   /** Collects one rollout; returns the buffer (with GAE filled in), the boundary states and finished episodes. */
-  async collect(): Promise<{ buffer: RolloutBuffer; states: State; returns: number[]; lengths: number[] }> {
+  async collect(): Promise<{ buffer: RolloutBuffer; states: State; returns: number[]; lengths: number[]; successes: boolean[] }> {
     if (!this.started || !this.obs) throw new Error('PpoTrainer: call start(seed) or restore(snapshot) before training.');
     const { numEnvs: N, rollout: T, seqLen: L } = this.settings;
     const d = this.agent.distribution;
@@ -220,6 +222,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const boundary: State[] = [];
     const returns: number[] = [];
     const lengths: number[] = [];
+    const successes: boolean[] = [];
     const F = buf.featureDim;
     const Ad = buf.actionDim;
     const timer = this.timer;
@@ -251,9 +254,12 @@ export class PpoTrainer<O = unknown, A = unknown> {
         buf.terminated[i] = step.terminated[n] ? 1 : 0;
         buf.truncated[i] = step.truncated[n] ? 1 : 0;
       }
+      const success = step.info.success;
+      const hasSuccess = step.info._success;
       for (const e of this.episodes.observe(step.rewards, step.terminated, step.truncated)) {
         returns.push(e.r);
         lengths.push(e.l);
+        if (Array.isArray(success) && Array.isArray(hasSuccess) && hasSuccess[e.env]) successes.push(success[e.env] === true);
       }
       this.obs = step.obs;
       this.globalStep += N;
@@ -264,7 +270,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     buf.advantages.set(gae.advantages);
     buf.returns.set(gae.returns);
     timer?.mark('rollout: bootstrap value + GAE');
-    return { buffer: buf, states: joinBoundaryStates(boundary), returns, lengths };
+    return { buffer: buf, states: joinBoundaryStates(boundary), returns, lengths, successes };
   }
 
   /** K epochs of PPO over shuffled minibatches of sequences; disposes `states`. Returns mean loss statistics. */
@@ -342,7 +348,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
     const frac = s.annealLr ? Math.max(0, 1 - (this.update - 1) / s.totalUpdates) : 1;
     const learningRate = s.lr * frac;
     this.adam.setLearningRate(learningRate);
-    const { buffer, states, returns, lengths } = await this.collect();
+    const { buffer, states, returns, lengths, successes } = await this.collect();
     const losses = await this.learn(buffer, states);
     const seconds = (performance.now() - t0) / 1000;
     const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : null);
@@ -352,6 +358,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
       globalStep: this.globalStep,
       episodes: returns.length,
       returnMean: mean(returns),
+      successRate: mean(successes.map(Number)),
       returnMax: max(returns),
       lengthMean: mean(lengths),
       lengthMax: max(lengths),

@@ -25,7 +25,19 @@ export const ENV_PRESETS: Record<string, () => string[]> = {
   'popgym-easy': () => registeredIds().filter((id) => /^popgym-.*Easy-v0$/.test(id)),
   'popgym-medium': () => registeredIds().filter((id) => /^popgym-.*Medium-v0$/.test(id)),
   'popgym-hard': () => registeredIds().filter((id) => /^popgym-.*Hard-v0$/.test(id)),
-  memory: () => ['PassiveTMazeShort-v0', 'PassiveTMaze-v0', 'ActiveTMaze-v0', 'popgym-RepeatPreviousEasy-v0'],
+  memory: () => ['PassiveTMazeShort-v0', 'PassiveTMaze-v0', 'ActiveTMaze-v0', 'popgym-RepeatPreviousEasy-v0', 'PassiveVisualMatch-v0', 'KeyToDoor-v0'],
+  /** The seed paper's RL task at its length (750-step apple phase). */
+  'visual-match': () => ['PassiveVisualMatch-v0'],
+  /** The same with a 60-step apple phase (90-step episodes): what a CPU can train. */
+  'visual-match-short': () => ['PassiveVisualMatchShort-v0'],
+};
+
+/**
+ * Budgets that shrink any suite (merged under the --config file and flags): `tiny` is the CI smoke test of the
+ * whole pipeline (6 updates of 2 envs × 16 steps), long enough for 90-step episodes to finish, too short to learn.
+ */
+export const SUITE_BUDGETS: Record<string, TrainConfigInput> = {
+  tiny: { steps: 192, numEnvs: 2, rollout: 16, seqLen: 8, epochs: 1, minibatches: 1, checkpointEvery: 0 },
 };
 
 /** Expands a comma-separated list of env ids and preset names; unknown names fail with the valid choices. */

@@ -112,8 +112,11 @@ export function makeBatch(samples: Sample[]): Batch {
   return { batch: samples.length, length, tokens, labels, count };
 }
 
-/** Summed negative log-likelihood (nats) and number of correct argmax predictions over the labelled positions. */
-function scoreBatch(model: SequenceModel, batch: Batch): { nll: tf.Scalar; correct: tf.Scalar } {
+/**
+ * Summed negative log-likelihood (nats) and number of correct argmax predictions over the labelled positions, and
+ * the correct predictions of each sequence ([B]).
+ */
+function scoreBatch(model: SequenceModel, batch: Batch): { nll: tf.Scalar; correct: tf.Scalar; perSequence: tf.Tensor1D } {
   return tf.tidy(() => {
     const logits = model.logits(tf.tensor2d(batch.tokens, [batch.batch, batch.length], 'int32'));
     const labels = tf.tensor1d(batch.labels, 'int32');
@@ -123,8 +126,9 @@ function scoreBatch(model: SequenceModel, batch: Batch): { nll: tf.Scalar; corre
     const clamped = tf.tensor1d(batch.labels.map((l) => Math.max(l, 0)), 'int32');
     const target = tf.mul(oneHotFloat(clamped, model.numClasses), tf.expandDims(mask, 1));
     const nll = tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))) as tf.Scalar;
-    const correct = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'), mask)) as tf.Scalar;
-    return { nll, correct };
+    const hits = tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'), mask);
+    const perSequence = tf.sum(tf.reshape(hits, [batch.batch, batch.length]), 1) as tf.Tensor1D;
+    return { nll, correct: tf.sum(hits) as tf.Scalar, perSequence };
   });
 }
 
@@ -138,6 +142,8 @@ export interface EvalResult {
   /** loss / ln 2: bits per predicted token (bits per character for char-lm). */
   bpc: number;
   count: number;
+  /** Accuracy by sequence length (tokens, end token included), shortest first. */
+  byLength: { length: number; accuracy: number; count: number }[];
 }
 
 /** Evaluates samples in batches of similar length (sorted by length, then padded). */
@@ -146,15 +152,23 @@ export async function evaluate(model: SequenceModel, samples: Sample[], batchSiz
   let nll = 0;
   let correct = 0;
   let count = 0;
+  const lengths = new Map<number, { correct: number; count: number }>();
   for (let i = 0; i < sorted.length; i += batchSize) {
     await yieldToEventLoop(); // a long evaluation must not hold off a second Ctrl-C
-    const batch = makeBatch(sorted.slice(i, i + batchSize));
+    const samples = sorted.slice(i, i + batchSize);
+    const batch = makeBatch(samples);
     const scores = scoreBatch(model, batch);
-    const [n, c] = await Promise.all([scores.nll.data(), scores.correct.data()]);
-    tf.dispose([scores.nll, scores.correct]);
+    const [n, c, per] = await Promise.all([scores.nll.data(), scores.correct.data(), scores.perSequence.data()]);
+    tf.dispose([scores.nll, scores.correct, scores.perSequence]);
     nll += n[0];
     correct += c[0];
     count += batch.count;
+    samples.forEach((s, j) => {
+      const cell = lengths.get(s.tokens.length) ?? { correct: 0, count: 0 };
+      cell.correct += per[j];
+      cell.count += s.labels.filter((l) => l !== NO_LABEL).length;
+      lengths.set(s.tokens.length, cell);
+    });
   }
   const accuracy = correct / count;
   const chance = 1 / model.numClasses;
@@ -164,6 +178,9 @@ export async function evaluate(model: SequenceModel, samples: Sample[], batchSiz
     normalizedAccuracy: (accuracy - chance) / (1 - chance),
     bpc: nll / count / Math.LN2,
     count,
+    byLength: [...lengths]
+      .filter(([, c]) => c.count > 0)
+      .map(([length, c]) => ({ length, accuracy: c.correct / c.count, count: c.count })),
   };
 }
 
