@@ -53,5 +53,5 @@ export function fusedAdamStep(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Te
     registerProgramKernel(ADAM, (i, a) => adamProgram(i.w!.shape.reduce((x, y) => x * y, 1), a.beta1 as number, a.beta2 as number, a.epsilon as number));
   }
   const flat = (t: tf.Tensor) => tf.reshape(t, [-1]);
-  return tf.engine().runKernel(ADAM, { w: flat(w), m: flat(m), v: flat(v), g: flat(g), k }, { ...hyper }) as tf.Tensor[];
+  return tf.engine().runKernel(ADAM, { w: flat(w), m: flat(m), v: flat(v), g: flat(g), k }, { beta1: hyper.beta1, beta2: hyper.beta2, epsilon: hyper.epsilon }) as tf.Tensor[];
 }
