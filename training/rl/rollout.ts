@@ -206,12 +206,7 @@ export function copyRows(src: Float32Array, srcRow: number, dst: Float32Array, d
 
 /** Sequence b of `dst` = rows starts[b] … starts[b] + length − 1 of `src` (rows of `width` values). */
 function gatherSequences(src: Float32Array, dst: Float32Array, width: number, starts: Int32Array, length: number): void {
-  const n = length * width;
-  for (let b = 0; b < starts.length; b++) {
-    const from = starts[b]! * width;
-    const to = b * n;
-    for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
-  }
+  for (let b = 0; b < starts.length; b++) copyRows(src, starts[b]!, dst, b * length, length, width);
 }
 
 /** (x − mean) / (std + 1e-8) over the entries where mask is 1; masked entries become 0. */
