@@ -36,6 +36,8 @@ export const CORE_PRESETS = {
   'hqlt-delayed': { type: 'hqlt', blend: 'delayed-streaming' },
   'hqlt-chunk': { type: 'hqlt', blend: 'delayed-chunk' },
   'hqlt-linear': { type: 'hqlt', blend: 'synchronous-linear' },
+  // Full context for the long memory tasks (Passive Visual Match's episodes are 780 steps; `transformer` stops at 256).
+  'transformer-full': { type: 'transformer', maxContext: 1024 },
 } as const satisfies Record<string, { type: CoreType; [key: string]: unknown }>;
 
 const posInt = z.number().int().positive();

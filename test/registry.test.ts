@@ -33,6 +33,7 @@ describe('core registry', () => {
   it('resolves presets to their base type, and refuses contradicting them', () => {
     expect(resolveCoreConfig({ type: 'hqlt-chunk', window: 8 })).toMatchObject({ type: 'hqlt', blend: 'delayed-chunk', window: 8 });
     expect(resolveCoreConfig({ type: 'hqlt-delayed', blend: 'delayed-streaming' })).toMatchObject({ blend: 'delayed-streaming' });
+    expect(resolveCoreConfig({ type: 'transformer-full', dim: 16 })).toMatchObject({ type: 'transformer', maxContext: 1024, dim: 16 });
     expect(() => resolveCoreConfig({ type: 'hqlt-sync', blend: 'delayed-chunk' })).toThrow(
       /preset 'hqlt-sync' fixes blend = "synchronous"; drop 'blend' or use type 'hqlt'/,
     );

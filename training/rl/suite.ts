@@ -212,7 +212,7 @@ export function suiteTable(cells: SuiteCell[], opts: Pick<SuiteOptions, 'envs' |
     title: 'MMER per env × core',
     caption:
       `MMER (the primary number, POPGym's measure): max over updates of the mean episodic return, raw (POPGym's ` +
-      `returns lie in about [−1, 1]), averaged over ${opts.seeds} seed(s). norm = (MMER − random) / (optimal − random), ` +
+      `returns lie in about [−1, 1]; other envs' scales are in the bounds column), averaged over ${opts.seeds} seed(s). norm = (MMER − random) / (optimal − random), ` +
       `only where a memory agent can reach the optimum; '-' where it is an oracle's or an upper bound. ` +
       `Steps per run: ${String(opts.base.steps ?? 'default')}.`,
     columns: ['env', ...opts.cores.flatMap((c) => [c, `${c} norm`]), 'bounds (source)'],
