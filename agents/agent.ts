@@ -66,7 +66,7 @@ export interface ActResult<A = unknown> {
   introspection?: Record<string, HostTensor>;
 }
 
-/** B sequences of L steps, row-major [B, L, ...], as `evaluate` consumes them. */
+/** B sequences of L steps on the host, row-major [B, L, ...]. */
 export interface SequenceBatch {
   batch: number;
   length: number;
@@ -76,6 +76,16 @@ export interface SequenceBatch {
   actions: Float32Array;
   /** [B × L] 0/1 episode-start flags. */
   episodeStart: Float32Array;
+}
+
+/** The same B sequences of L steps already on the device (PPO gathers its minibatches there). */
+export interface SequenceTensors {
+  /** [B, L, featureDim] encoded observations. */
+  features: tf.Tensor3D;
+  /** [B·L, actionDim] action rows. */
+  actions: tf.Tensor2D;
+  /** [B, L] 0/1 episode-start flags. */
+  episodeStart: tf.Tensor2D;
 }
 
 export interface EvaluateResult {
@@ -244,13 +254,13 @@ export class RecurrentAgent<O = unknown, A = unknown> {
   }
 
   /**
-   * The sequence form for the loss: log-probabilities, entropies and values of B sequences of L steps, starting
-   * from `state` (one row per sequence). Differentiable with respect to every trainable variable.
+   * The sequence form for the loss: log-probabilities, entropies and values of B sequences of L steps (on the host
+   * or the device), starting from `state` (one row per sequence). Differentiable with respect to every trainable
+   * variable.
    */
-  evaluate(batch: SequenceBatch, state: State): EvaluateResult {
+  evaluate(batch: SequenceBatch | SequenceTensors, state: State): EvaluateResult {
     return tf.tidy(() => {
-      const features = tf.tensor3d(batch.features, [batch.batch, batch.length, this.encoder.dim]);
-      const { logProbs, entropy, values } = this.evaluateFeatures(features, batch, state);
+      const { logProbs, entropy, values } = this.evaluateTensors('batch' in batch ? this.toDevice(batch) : batch, state);
       return { logProbs, entropy, values };
     });
   }
@@ -264,17 +274,17 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     if (batch.batch !== 1 || !(t >= 0 && t < L)) throw new Error(`saliency: needs one sequence and 0 ≤ t < ${L}, got t = ${t}.`);
     const F = this.encoder.dim;
     const d = this.distribution;
-    // Later steps cannot influence step t: differentiate the prefix only.
-    const prefix: SequenceBatch = {
-      batch: 1,
-      length: t + 1,
-      features: batch.features.subarray(0, (t + 1) * F),
-      actions: batch.actions.subarray(0, (t + 1) * d.actionDim),
-      episodeStart: batch.episodeStart.subarray(0, t + 1),
-    };
     const norms = tf.tidy(() => {
-      const logProb = (f: tf.Tensor) => tf.slice(this.evaluateFeatures(f as tf.Tensor3D, prefix, state).logProbs, [t], [1]);
-      const g = tf.grad(logProb)(tf.tensor3d(prefix.features, [1, t + 1, F]));
+      // Later steps cannot influence step t: differentiate the prefix only.
+      const prefix = this.toDevice({
+        batch: 1,
+        length: t + 1,
+        features: batch.features.subarray(0, (t + 1) * F),
+        actions: batch.actions.subarray(0, (t + 1) * d.actionDim),
+        episodeStart: batch.episodeStart.subarray(0, t + 1),
+      });
+      const logProb = (f: tf.Tensor) => tf.slice(this.evaluateTensors({ ...prefix, features: f as tf.Tensor3D }, state).logProbs, [t], [1]);
+      const g = tf.grad(logProb)(prefix.features);
       return tf.sqrt(tf.sum(tf.square(g), [0, 2]));
     });
     const out = new Float32Array(L);
@@ -283,23 +293,30 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     return out;
   }
 
-  /** `evaluate` from a features tensor [B, L, featureDim] (differentiable with respect to it too). */
-  private evaluateFeatures(features: tf.Tensor3D, batch: SequenceBatch, state: State): EvaluateResult {
+  private toDevice(batch: SequenceBatch): SequenceTensors {
     const { batch: B, length: L } = batch;
+    return {
+      features: tf.tensor3d(batch.features, [B, L, this.encoder.dim]),
+      actions: tf.tensor2d(batch.actions, [B * L, this.distribution.actionDim]),
+      episodeStart: tf.tensor2d(batch.episodeStart, [B, L]),
+    };
+  }
+
+  /** `evaluate` on device sequences (differentiable with respect to the features too). */
+  private evaluateTensors(seq: SequenceTensors, state: State): EvaluateResult {
+    const [B, L] = seq.episodeStart.shape;
     const d = this.distribution;
     return tf.tidy(() => {
-      const starts = tf.tensor2d(batch.episodeStart, [B, L]);
-      const actions = tf.tensor2d(batch.actions, [B * L, d.actionDim]);
       let prev: tf.Tensor | undefined;
       if (this.previousAction) {
-        const feats = tf.reshape(d.actionFeatures(actions), [B, L, d.featureDim]);
+        const feats = tf.reshape(d.actionFeatures(seq.actions), [B, L, d.featureDim]);
         const first = tf.expandDims(state[PREV], 1);
         prev = L > 1 ? tf.concat([first, tf.slice(feats, [0, 0, 0], [B, L - 1, d.featureDim])], 1) : first;
       }
-      const h = this.project(features, prev, starts) as tf.Tensor3D;
-      const { ys } = this.core.forward(h, subState(state, CORE), starts);
+      const h = this.project(seq.features, prev, seq.episodeStart) as tf.Tensor3D;
+      const { ys } = this.core.forward(h, subState(state, CORE), seq.episodeStart);
       const { params, values } = this.heads(tf.reshape(ys, [B * L, this.core.dim]) as tf.Tensor2D);
-      return { logProbs: d.logProb(params, actions), entropy: d.entropy(params), values };
+      return { logProbs: d.logProb(params, seq.actions), entropy: d.entropy(params), values };
     });
   }
 

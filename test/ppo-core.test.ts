@@ -10,7 +10,7 @@ import { sliceState } from '../memory/state.js';
 import { Adam } from '../training/optim.js';
 import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
 import { ppoLoss, PpoTrainer, type PpoSettings } from '../training/rl/ppo.js';
-import { computeGae, createBuffer, gatherMinibatch, sequenceMinibatches } from '../training/rl/rollout.js';
+import { computeGae, createBuffer, DeviceRollout, disposeMinibatch, normalizedAdvantages, normalizeMasked, sequenceMinibatches } from '../training/rl/rollout.js';
 import { cueVectorEnv, ElmanCore, testRng } from './ppo-fixtures.js';
 
 beforeAll(async () => {
@@ -83,29 +83,75 @@ describe('sequence minibatches', () => {
     // Boundary states chunk-major: row c·N + n holds 100·n + c.
     const rows = Array.from({ length: (T / L) * N }, (_, s) => 100 * (s % N) + Math.floor(s / N));
     const states = { h: tf.tensor2d(rows, [rows.length, 1]) };
+    const rollout = new DeviceRollout(buf, L, states);
     for (let epoch = 0; epoch < 3; epoch++) {
       const seen = new Array<number>(N * T).fill(0);
       const groups = sequenceMinibatches(N, T, L, M, testRng(`e${epoch}`));
       expect(groups).toHaveLength(M);
+      rollout.setEpoch(groups, false);
       for (const ids of groups) {
-        const mb = gatherMinibatch(buf, L, ids, states, false);
+        const mb = rollout.minibatch(ids);
         const h = mb.state.h.dataSync();
+        const actions = mb.sequences.actions.dataSync();
+        const features = mb.sequences.features.dataSync();
+        const starts = mb.sequences.episodeStart.dataSync();
         ids.forEach((s, b) => {
           const n = s % N;
           const c = Math.floor(s / N);
           expect(h[b]).toBe(100 * n + c);
           for (let t = 0; t < L; t++) {
-            const i = mb.actions[b * L + t];
+            const i = actions[b * L + t];
             expect(i).toBe(n * T + c * L + t);
-            expect(mb.features[2 * (b * L + t)]).toBe(i);
-            expect(mb.episodeStart[b * L + t]).toBe(i % 5 === 0 ? 1 : 0);
+            expect(features[2 * (b * L + t)]).toBe(i);
+            expect(starts[b * L + t]).toBe(i % 5 === 0 ? 1 : 0);
             seen[i]++;
           }
         });
-        tf.dispose(Object.values(mb.state));
+        disposeMinibatch(mb);
       }
       expect(seen.every((c) => c === 1)).toBe(true);
     }
+    rollout.dispose();
+    states.h.dispose();
+  });
+});
+
+describe('device minibatches', () => {
+  it('normalise advantages per minibatch exactly as the host-gathered minibatch would', () => {
+    const [N, T, L, M] = [5, 12, 4, 3];
+    const buf = createBuffer(N, T, 1, 1);
+    const rng = testRng('adv');
+    for (let i = 0; i < N * T; i++) {
+      buf.advantages[i] = rng() * 4 - 1;
+      buf.valid[i] = rng() < 0.8 ? 1 : 0;
+      buf.returns[i] = i;
+    }
+    const groups = sequenceMinibatches(N, T, L, M, rng);
+    const adv = normalizedAdvantages(buf, L, groups);
+    const states = { h: tf.zeros([(T / L) * N, 1]) };
+    const rollout = new DeviceRollout(buf, L, states);
+    rollout.setEpoch(groups, true);
+    for (const ids of groups) {
+      // The reference: gather the minibatch on the host, then normalise it.
+      const host = new Float32Array(ids.length * L);
+      const valid = new Float32Array(ids.length * L);
+      ids.forEach((s, b) => {
+        for (let t = 0; t < L; t++) {
+          const i = (s % N) * T + Math.floor(s / N) * L + t;
+          host[b * L + t] = buf.advantages[i];
+          valid[b * L + t] = buf.valid[i];
+        }
+      });
+      normalizeMasked(host, valid);
+      const mb = rollout.minibatch(ids);
+      expect(Array.from(mb.advantages.dataSync())).toEqual(Array.from(host));
+      expect(Array.from(mb.valid.dataSync())).toEqual(Array.from(valid));
+      const returns = mb.returns.dataSync();
+      ids.forEach((s, b) => expect(returns[b * L]).toBe((s % N) * T + Math.floor(s / N) * L));
+      disposeMinibatch(mb);
+    }
+    expect(adv.filter((_, i) => !buf.valid[i]).every((x) => x === 0)).toBe(true);
+    rollout.dispose();
     states.h.dispose();
   });
 });
@@ -220,8 +266,10 @@ describe('PPO trainer', () => {
     expect(buffer.truncated.some((x) => x === 1)).toBe(true);
     const L = settings.seqLen;
     const ids = Array.from({ length: N * (T / L) }, (_, s) => s);
-    const mb = gatherMinibatch(buffer, L, ids, states, false);
-    const ev = agent.evaluate(mb, mb.state);
+    const rollout = new DeviceRollout(buffer, L, states);
+    rollout.setEpoch([ids], false);
+    const mb = rollout.minibatch(ids);
+    const ev = agent.evaluate(mb.sequences, mb.state);
     const lp = ev.logProbs.dataSync();
     const v = ev.values.dataSync();
     ids.forEach((s, b) => {
@@ -235,7 +283,9 @@ describe('PPO trainer', () => {
     const first = sliceState(states, [0]);
     expect(Array.from(first['core.h'].dataSync()).some((x) => x !== 0)).toBe(true);
     tf.dispose(Object.values(first));
-    tf.dispose([ev.logProbs, ev.values, ev.entropy, ...Object.values(mb.state), ...Object.values(states)]);
+    tf.dispose([ev.logProbs, ev.values, ev.entropy, ...Object.values(states)]);
+    disposeMinibatch(mb);
+    rollout.dispose();
     trainer.dispose();
     agent.dispose();
   });

@@ -6,7 +6,7 @@ import { disposeState } from '../memory/state.js';
 import { buildAgent } from '../training/rl/train.js';
 import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
 import { PpoTrainer } from '../training/rl/ppo.js';
-import { gatherMinibatch } from '../training/rl/rollout.js';
+import { DeviceRollout, disposeMinibatch } from '../training/rl/rollout.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -28,8 +28,10 @@ describe('PPO with registry cores', () => {
       await trainer.iterate(); // so the next rollout starts from a carried, non-zero state
       const { buffer, states } = await trainer.collect();
       const ids = Array.from({ length: N * (T / L) }, (_, s) => s);
-      const mb = gatherMinibatch(buffer, L, ids, states, false);
-      const ev = agent.evaluate(mb, mb.state);
+      const rollout = new DeviceRollout(buffer, L, states);
+      rollout.setEpoch([ids], false);
+      const mb = rollout.minibatch(ids);
+      const ev = agent.evaluate(mb.sequences, mb.state);
       const lp = ev.logProbs.dataSync();
       const v = ev.values.dataSync();
       let maxErr = 0;
@@ -41,7 +43,8 @@ describe('PPO with registry cores', () => {
       });
       expect(maxErr).toBeLessThan(1e-4);
       tf.dispose([ev.logProbs, ev.values, ev.entropy]);
-      disposeState(mb.state);
+      disposeMinibatch(mb);
+      rollout.dispose();
       disposeState(states);
       trainer.dispose();
       agent.dispose();

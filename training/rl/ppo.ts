@@ -25,7 +25,8 @@ import {
   computeGae,
   copyRows,
   createBuffer,
-  gatherMinibatch,
+  DeviceRollout,
+  disposeMinibatch,
   joinBoundaryStates,
   sequenceMinibatches,
   type RolloutBuffer,
@@ -282,32 +283,23 @@ export class PpoTrainer<O = unknown, A = unknown> {
     let count = 0;
     const timer = this.timer;
     timer?.restart();
+    const rollout = new DeviceRollout(buf, s.seqLen, states);
+    timer?.mark('update: upload rollout');
     for (let epoch = 0; epoch < s.epochs; epoch++) {
-      for (const ids of sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng)) {
+      const groups = sequenceMinibatches(s.numEnvs, s.rollout, s.seqLen, s.minibatches, this.rng);
+      rollout.setEpoch(groups, s.normAdvantages);
+      for (const ids of groups) {
         await yieldToEventLoop();
-        const mb = gatherMinibatch(buf, s.seqLen, ids, states, s.normAdvantages);
+        const mb = rollout.minibatch(ids);
         timer?.mark('update: gather minibatch');
         let stats: tf.Tensor | undefined;
         const { value: lossValue, grads } = tf.variableGrads(() => {
-          const ev = this.agent.evaluate(mb, mb.state);
-          const t1 = (a: Float32Array) => tf.tensor1d(a);
-          const out = ppoLoss(
-            {
-              newLogProbs: ev.logProbs,
-              entropy: ev.entropy,
-              newValues: ev.values,
-              oldLogProbs: t1(mb.oldLogProbs),
-              oldValues: t1(mb.oldValues),
-              advantages: t1(mb.advantages),
-              returns: t1(mb.returns),
-              valid: t1(mb.valid),
-            },
-            s,
-          );
+          const ev = this.agent.evaluate(mb.sequences, mb.state);
+          const out = ppoLoss({ newLogProbs: ev.logProbs, entropy: ev.entropy, newValues: ev.values, ...mb }, s);
           stats = tf.keep(tf.stack([out.policyLoss, out.valueLoss, out.entropy, out.approxKl, out.clipFraction]));
           return out.loss;
         }, vars);
-        disposeState(mb.state);
+        disposeMinibatch(mb);
         await timer?.settle(lossValue);
         timer?.mark('update: forward + backward');
         const ordered = vars.map((v) => grads[v.name]);
@@ -332,6 +324,7 @@ export class PpoTrainer<O = unknown, A = unknown> {
       if (s.targetKl !== null && (await lastKl!.data())[0] > s.targetKl) break;
     }
     lastKl?.dispose();
+    rollout.dispose();
     disposeState(states);
     const v = (await sums!.data()) as Float32Array;
     sums!.dispose();
