@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BatchOf, Space } from '../envs/spaces.js';
 import type { MemoryCore, NamedWeight, State } from '../memory/core.js';
-import { linear } from '../memory/ops.js';
+import { affine } from '../memory/ops.js';
 import { deriveSeed, makeRng } from '../util/random.js';
 import type { PhaseTimer } from '../util/phase-timer.js';
 import { disposeState, prefixState, subState } from '../memory/state.js';
@@ -175,8 +175,8 @@ export class RecurrentAgent<O = unknown, A = unknown> {
 
   /** The heads over core outputs y [N, dim]: distribution params [N, P] and values [N]. */
   private heads(y: tf.Tensor2D): { params: tf.Tensor2D; values: tf.Tensor1D } {
-    const params = tf.add(linear(y, this.w.actorW as tf.Tensor2D), this.w.actorB) as tf.Tensor2D;
-    const values = tf.reshape(tf.add(linear(y, this.w.criticW as tf.Tensor2D), this.w.criticB), [-1]) as tf.Tensor1D;
+    const params = affine(y, this.w.actorW as tf.Tensor2D, this.w.actorB as tf.Tensor1D);
+    const values = tf.reshape(affine(y, this.w.criticW as tf.Tensor2D, this.w.criticB as tf.Tensor1D), [-1]) as tf.Tensor1D;
     return { params, values };
   }
 
@@ -187,7 +187,7 @@ export class RecurrentAgent<O = unknown, A = unknown> {
       const flag = tf.expandDims(starts, -1);
       x = tf.concat([features, tf.mul(prev, tf.sub(1, flag)), flag], -1);
     }
-    return tf.relu(tf.add(linear(x, this.w.inW as tf.Tensor2D), this.w.inB));
+    return affine(x, this.w.inW as tf.Tensor2D, this.w.inB as tf.Tensor1D, true);
   }
 
   private stepForward(features: Float32Array, state: State, episodeStart: ArrayLike<number>, introspect = false) {
@@ -223,9 +223,10 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     const pWidth = width - 1;
     const params = new Float32Array(batch * pWidth);
     const values = new Float32Array(batch);
+    // Plain loops: a subarray view per stream showed in PPO profiles at 4,096 envs.
     for (let b = 0; b < batch; b++) {
-      params.set(data.subarray(b * width, b * width + pWidth), b * pWidth);
-      values[b] = data[b * width + pWidth];
+      for (let j = 0; j < pWidth; j++) params[b * pWidth + j] = data[b * width + j]!;
+      values[b] = data[b * width + pWidth]!;
     }
     const d = this.distribution;
     const pick = opts.deterministic ? d.mode(params, batch) : d.sample(params, batch, opts.rng ?? this.rng);
@@ -235,7 +236,7 @@ export class RecurrentAgent<O = unknown, A = unknown> {
     }
     const actions: A[] = [];
     for (let b = 0; b < batch; b++) {
-      actions.push(d.toEnv(pick.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)) as A);
+      actions.push(d.toEnv(pick.actions, b) as A);
     }
     timer?.mark(ACT_PHASES.sample);
     const result: ActResult<A> = { actions, actionData: pick.actions, logProbs: pick.logProbs, values, features, state: next, policy: params };

@@ -55,6 +55,26 @@ export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.T
   return tf.reshape(y, [...lead, outDim]) as unknown as tf.Tensor<R>;
 }
 
+/**
+ * x [..., in] @ w [in, out] + b, rectified when `relu`. With the fused WebGPU kernels on it is one dispatch (tfjs'
+ * fused matMul, bias and activation in its epilogue) instead of two or three; elsewhere the plain ops, whose numbers
+ * the pinned CPU runs fix.
+ */
+export function affine<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D, b: tf.Tensor1D, relu = false): tf.Tensor<R> {
+  return tf.tidy(() => {
+    if (!fusedKernelsActive()) {
+      const y = tf.add(linear(x, w), b);
+      return (relu ? tf.relu(y) : y) as tf.Tensor<R>;
+    }
+    const [inDim, outDim] = w.shape;
+    const flat = (x.rank === 2 ? x : tf.reshape(x, [-1, inDim])) as tf.Tensor2D;
+    const y = tf.fused.matMul({ a: flat, b: w, bias: b, activation: relu ? 'relu' : 'linear' });
+    if (x.rank === 2) return y as unknown as tf.Tensor<R>;
+    const lead = x.shape.slice(0, -1);
+    return tf.reshape(y, [...lead, outDim]) as unknown as tf.Tensor<R>;
+  });
+}
+
 /** RMSNorm over the last axis with a learned scale (eps inside the square root, as PyTorch's RMSNorm). */
 export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D, eps = 1e-5): tf.Tensor<R> {
   if (fusedKernelsActive()) return fusedRmsNorm(x, weight, eps);

@@ -9,9 +9,26 @@ import { makeRng } from '../util/random.js';
 import { sliceState } from '../memory/state.js';
 import { Adam } from '../training/optim.js';
 import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
-import { ppoLoss, PpoTrainer, type PpoSettings } from '../training/rl/ppo.js';
-import { computeGae, createBuffer, DeviceRollout, disposeMinibatch, normalizedAdvantages, normalizeMasked, sequenceMinibatches } from '../training/rl/rollout.js';
+import { LOSS_STATS, ppoLoss, PpoTrainer, type PpoLossInputs, type PpoSettings } from '../training/rl/ppo.js';
+import { computeGae, createBuffer, DeviceRollout, disposeMinibatch, normalizedAdvantages, sequenceMinibatches } from '../training/rl/rollout.js';
 import { cueVectorEnv, ElmanCore, testRng } from './ppo-fixtures.js';
+
+/** The reference for `normalizedAdvantages`: normalise one gathered minibatch (as the host gather did). */
+/** (x − mean) / (std + 1e-8) over the entries where mask is 1; masked entries become 0. */
+function normalizeMasked(x: Float32Array, mask: Float32Array): void {
+  let count = 0;
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) if (mask[i]) (count++, (sum += x[i]));
+  if (count === 0) return;
+  const mean = sum / count;
+  let sq = 0;
+  for (let i = 0; i < x.length; i++) if (mask[i]) sq += (x[i] - mean) ** 2;
+  // Unbiased std, as torch's `.std()` in CleanRL.
+  const std = Math.sqrt(count > 1 ? sq / (count - 1) : 0);
+  for (let i = 0; i < x.length; i++) x[i] = mask[i] ? (x[i] - mean) / (std + 1e-8) : 0;
+}
+
+type LossKnobs = Pick<PpoSettings, 'clipCoef' | 'clipValueLoss' | 'vfCoef' | 'entCoef'>;
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -171,15 +188,60 @@ describe('PPO loss', () => {
     };
     const s = { clipCoef: 0.2, clipValueLoss: true, vfCoef: 0.5, entCoef: 0.01 };
     const out = ppoLoss(inputs, s);
-    expect(out.policyLoss.dataSync()[0]).toBeCloseTo(-0.15, 5);
-    expect(out.valueLoss.dataSync()[0]).toBeCloseTo(1.745, 5);
-    expect(out.entropy.dataSync()[0]).toBeCloseTo(0.6, 5);
+    const [policyLoss, valueLoss, entropy, approxKl, clipFraction] = out.stats.dataSync();
+    expect(LOSS_STATS).toEqual(['policyLoss', 'valueLoss', 'entropy', 'approxKl', 'clipFraction']);
+    expect(policyLoss).toBeCloseTo(-0.15, 5);
+    expect(valueLoss).toBeCloseTo(1.745, 5);
+    expect(entropy).toBeCloseTo(0.6, 5);
     expect(out.loss.dataSync()[0]).toBeCloseTo(0.7165, 5);
-    expect(out.approxKl.dataSync()[0]).toBeCloseTo(0.04994775, 5);
-    expect(out.clipFraction.dataSync()[0]).toBeCloseTo(0.5, 6);
+    expect(approxKl).toBeCloseTo(0.04994775, 5);
+    expect(clipFraction).toBeCloseTo(0.5, 6);
     const plain = ppoLoss(inputs, { ...s, clipValueLoss: false });
-    expect(plain.valueLoss.dataSync()[0]).toBeCloseTo(1.25, 5);
+    expect(plain.stats.dataSync()[1]).toBeCloseTo(1.25, 5);
     tf.dispose([...Object.values(inputs), ...Object.values(out), ...Object.values(plain)]);
+  });
+
+  it("has autodiff's gradient with respect to log-probs, entropies and values, clipped or not", () => {
+    // The reference: the loss in plain ops, differentiated by tfjs.
+    const reference = (lp: tf.Tensor1D, ent: tf.Tensor1D, v: tf.Tensor1D, x: PpoLossInputs, s: LossKnobs) => {
+      const count = tf.maximum(tf.sum(x.valid), 1);
+      const mean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, x.valid)), count);
+      const ratio = tf.exp(tf.sub(lp, x.oldLogProbs));
+      const pg = tf.maximum(tf.mul(tf.neg(x.advantages), ratio), tf.mul(tf.neg(x.advantages), tf.clipByValue(ratio, 1 - s.clipCoef, 1 + s.clipCoef)));
+      let vTerm: tf.Tensor = tf.square(tf.sub(v, x.returns));
+      if (s.clipValueLoss) {
+        const vClipped = tf.add(x.oldValues, tf.clipByValue(tf.sub(v, x.oldValues), -s.clipCoef, s.clipCoef));
+        vTerm = tf.maximum(vTerm, tf.square(tf.sub(vClipped, x.returns)));
+      }
+      return tf.add(tf.sub(mean(pg), tf.mul(s.entCoef, mean(ent))), tf.mul(s.vfCoef, tf.mul(0.5, mean(vTerm)))) as tf.Scalar;
+    };
+    const rng = makeRng('ppo-loss-grad');
+    const N = 200;
+    const t = (f: () => number) => tf.tensor1d(Array.from({ length: N }, f));
+    for (const clipValueLoss of [true, false]) {
+      const x: PpoLossInputs = {
+        newLogProbs: t(() => -1 + rng() * 0.8 - 0.4), // ratios from 0.67 to 1.5: inside and outside the clip range
+        oldLogProbs: t(() => -1),
+        advantages: t(() => rng() * 4 - 2),
+        newValues: t(() => rng() * 2 - 1),
+        oldValues: t(() => rng() * 2 - 1),
+        returns: t(() => rng() * 2 - 1),
+        entropy: t(() => rng()),
+        valid: t(() => (rng() < 0.8 ? 1 : 0)),
+      };
+      const s = { clipCoef: 0.2, clipValueLoss, vfCoef: 0.5, entCoef: 0.01 };
+      const ours = tf.grads((lp, ent, v) => ppoLoss({ ...x, newLogProbs: lp, entropy: ent, newValues: v } as PpoLossInputs, s).loss);
+      const theirs = tf.grads((lp, ent, v) => reference(lp as tf.Tensor1D, ent as tf.Tensor1D, v as tf.Tensor1D, x, s));
+      const args = [x.newLogProbs, x.entropy, x.newValues];
+      const [a, b] = [ours(args), theirs(args)];
+      a.forEach((g, i) => {
+        const [p, q] = [g.dataSync(), b[i].dataSync()];
+        for (let k = 0; k < N; k++) expect(p[k]).toBeCloseTo(q[k], 7);
+      });
+      const value = ppoLoss(x, s).loss;
+      expect(value.dataSync()[0]).toBeCloseTo(reference(x.newLogProbs, x.entropy, x.newValues, x, s).dataSync()[0], 6);
+      tf.dispose([...a, ...b, value, ...Object.values(x)]);
+    }
   });
 });
 
@@ -217,7 +279,7 @@ describe('distributions', () => {
       const s = d.sample(host.dataSync() as Float32Array, B, rng);
       const lp = d.logProb(params, tf.tensor2d(s.actions, [B, d.actionDim])).dataSync();
       for (let b = 0; b < B; b++) expect(lp[b]).toBeCloseTo(s.logProbs[b], 4);
-      for (let b = 0; b < B; b++) expect(space.contains(d.toEnv(s.actions.subarray(b * d.actionDim, (b + 1) * d.actionDim)))).toBe(true);
+      for (let b = 0; b < B; b++) expect(space.contains(d.toEnv(s.actions, b))).toBe(true);
       expect(d.entropy(params).shape).toEqual([B]);
       tf.dispose([params, host]);
       d.dispose();

@@ -226,19 +226,28 @@ export function disposeMinibatch(mb: Minibatch): void {
 }
 
 /**
- * The buffer's advantages with each group's steps normalised over the group's valid steps. Each group is gathered
- * in minibatch order before `normalizeMasked`, so the sums, and so the numbers, are those of a host-gathered minibatch.
+ * The buffer's advantages with each group's steps normalised over the group's valid steps: (x − mean) / (std + 1e-8),
+ * with the unbiased std as torch's `.std()` in CleanRL, over the group read in minibatch order (sequence by
+ * sequence, step by step), so the sums, and so the numbers, are those of normalising a host-gathered minibatch.
+ * It reads the buffer in place: no gathered copies, as it runs every epoch.
  */
 export function normalizedAdvantages(buf: RolloutBuffer, seqLen: number, groups: number[][]): Float32Array {
-  const out = new Float32Array(buf.advantages.length);
+  const { advantages: x, valid: mask } = buf;
+  const out = new Float32Array(x.length);
   for (const ids of groups) {
     const starts = sequenceStarts(ids, buf.numEnvs, buf.steps, seqLen);
-    const adv = new Float32Array(ids.length * seqLen);
-    const valid = new Float32Array(ids.length * seqLen);
-    gatherSequences(buf.advantages, adv, 1, starts, seqLen);
-    gatherSequences(buf.valid, valid, 1, starts, seqLen);
-    normalizeMasked(adv, valid);
-    for (let b = 0; b < starts.length; b++) copyRows(adv, b * seqLen, out, starts[b]!, seqLen, 1);
+    let count = 0;
+    let sum = 0;
+    for (const s of starts) for (let i = s; i < s + seqLen; i++) if (mask[i]) (count++, (sum += x[i]!));
+    if (count === 0) {
+      for (const s of starts) copyRows(x, s, out, s, seqLen, 1);
+      continue;
+    }
+    const mean = sum / count;
+    let sq = 0;
+    for (const s of starts) for (let i = s; i < s + seqLen; i++) if (mask[i]) sq += (x[i]! - mean) ** 2;
+    const std = Math.sqrt(count > 1 ? sq / (count - 1) : 0);
+    for (const s of starts) for (let i = s; i < s + seqLen; i++) out[i] = mask[i] ? (x[i]! - mean) / (std + 1e-8) : 0;
   }
   return out;
 }
@@ -257,25 +266,6 @@ export function copyRows(src: Float32Array, srcRow: number, dst: Float32Array, d
   const to = dstRow * width;
   const n = rows * width;
   for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
-}
-
-/** Sequence b of `dst` = rows starts[b] … starts[b] + length − 1 of `src` (rows of `width` values). */
-function gatherSequences(src: Float32Array, dst: Float32Array, width: number, starts: Int32Array, length: number): void {
-  for (let b = 0; b < starts.length; b++) copyRows(src, starts[b]!, dst, b * length, length, width);
-}
-
-/** (x − mean) / (std + 1e-8) over the entries where mask is 1; masked entries become 0. */
-export function normalizeMasked(x: Float32Array, mask: Float32Array): void {
-  let count = 0;
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) if (mask[i]) (count++, (sum += x[i]));
-  if (count === 0) return;
-  const mean = sum / count;
-  let sq = 0;
-  for (let i = 0; i < x.length; i++) if (mask[i]) sq += (x[i] - mean) ** 2;
-  // Unbiased std, as torch's `.std()` in CleanRL.
-  const std = Math.sqrt(count > 1 ? sq / (count - 1) : 0);
-  for (let i = 0; i < x.length; i++) x[i] = mask[i] ? (x[i] - mean) / (std + 1e-8) : 0;
 }
 
 /** Joins the per-chunk boundary states into one chunk-major state (rows c·N + n) and frees the parts. */
