@@ -68,8 +68,9 @@ class MultiCategorical implements ActionDistribution {
   private oneHots(actions: tf.Tensor2D): tf.Tensor2D[] {
     const idx = tf.cast(actions, 'int32');
     const cols = this.nvec.length === 1 ? [idx] : tf.split(idx, this.nvec.length, 1);
-    // float32 one-hots: their products with log-probabilities and the previous-action input need no casts.
-    return cols.map((c, i) => tf.oneHot(tf.reshape(c, [-1]) as tf.Tensor1D, this.nvec[i], 1, 0, 'float32') as tf.Tensor2D);
+    // Cast once here rather than in every product with them. Not tf.oneHot's float32 dtype: the wasm backend (tfjs
+    // 4.22) writes int32 bits into such a tensor, so every one-hot reads as ~1e-45.
+    return cols.map((c, i) => tf.cast(tf.oneHot(tf.reshape(c, [-1]) as tf.Tensor1D, this.nvec[i]), 'float32') as tf.Tensor2D);
   }
   logProb(params: tf.Tensor2D, actions: tf.Tensor2D): tf.Tensor1D {
     return tf.tidy(() => {

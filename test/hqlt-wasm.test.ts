@@ -5,6 +5,8 @@ import type { State } from '../memory/core.js';
 import { type Blend, HqltLayer, type HqltLayerOptions } from '../memory/hqlt.js';
 import { bmm, checkpoint, installFastWasmSlice, rmsNorm, shiftAppend, transpose2d } from '../memory/ops.js';
 import { makeRng } from '../util/random.js';
+import { makeDistribution } from '../agents/distributions.js';
+import { MultiDiscrete } from '../envs/spaces.js';
 
 // The default backend has its own kernels (batched products as depthwise convolutions, in-place slices): check the
 // layer's forms agree there too, and that its gradients match the cpu backend's.
@@ -245,5 +247,18 @@ describe('HqltLayer on wasm', () => {
     tf.dispose([x, e, r.y, ...Object.values(r.state), ...Object.values(init)]);
     layer.dispose();
     fresh.dispose();
+  });
+});
+
+describe('action distributions on wasm', () => {
+  it('categorical action features are exact one-hots and log-probs pick the right entries', async () => {
+    const d = makeDistribution(new MultiDiscrete([2, 3]));
+    const actions = tf.tensor2d([0, 2, 1, 0, 1, 1], [3, 2]);
+    expect(Array.from(await d.actionFeatures(actions).data())).toEqual([1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 1, 0]);
+    const params = tf.tensor2d([0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0], [3, 5]);
+    const lp = await d.logProb(params, actions).data();
+    const logSoftmax = (xs: number[], k: number) => xs[k]! - Math.log(xs.reduce((a, x) => a + Math.exp(x), 0));
+    const expected = [logSoftmax([0, 0], 0) + logSoftmax([0, 0, 0], 2), logSoftmax([1, 2], 1) + logSoftmax([3, 4, 5], 0), logSoftmax([0, 0], 1) + logSoftmax([0, 0, 0], 1)];
+    expected.forEach((e, i) => expect(lp[i]).toBeCloseTo(e, 5));
   });
 });
