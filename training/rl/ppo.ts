@@ -110,8 +110,9 @@ export function ppoLoss(
       const mean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, x.valid)), count) as tf.Scalar;
       const logRatio = tf.sub(lp, x.oldLogProbs);
       const ratio = tf.exp(logRatio);
-      const pg1 = tf.mul(tf.neg(x.advantages), ratio);
-      const pg2 = tf.mul(tf.neg(x.advantages), tf.clipByValue(ratio, 1 - s.clipCoef, 1 + s.clipCoef));
+      const negAdvantages = tf.neg(x.advantages);
+      const pg1 = tf.mul(negAdvantages, ratio);
+      const pg2 = tf.mul(negAdvantages, tf.clipByValue(ratio, 1 - s.clipCoef, 1 + s.clipCoef));
       // Where the clipped term is the larger one, the policy term is flat in the ratio.
       const unclippedPolicy = tf.greaterEqual(pg1, pg2);
       const policyLoss = mean(tf.maximum(pg1, pg2));
@@ -133,7 +134,7 @@ export function ppoLoss(
       const loss = tf.add(tf.sub(policyLoss, tf.mul(s.entCoef, entropy)), tf.mul(s.vfCoef, valueLoss)) as tf.Scalar;
       const approxKl = mean(tf.sub(tf.sub(ratio, 1), logRatio));
       const clipFraction = mean(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), s.clipCoef), 'float32'));
-      const policySlope = tf.where(unclippedPolicy, tf.mul(tf.neg(x.advantages), ratio), tf.zerosLike(ratio));
+      const policySlope = tf.where(unclippedPolicy, pg1, tf.zerosLike(pg1)); // d pg1 / d log-prob = pg1
       (save as tf.GradSaveFunc)([count, policySlope, valueSlope]);
       return {
         value: tf.stack([loss, policyLoss, valueLoss, entropy, approxKl, clipFraction]) as tf.Tensor1D,

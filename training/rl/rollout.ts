@@ -195,17 +195,16 @@ export class DeviceRollout {
     const p = this.perStep;
     const tensors = tf.tidy(() => {
       const index = tf.tensor1d(Int32Array.from(ids, (s) => (s % N) * (T / L) + Math.floor(s / N)), 'int32');
-      const rows = (t: tf.Tensor, width: number) => tf.reshape(tf.gather(t, index), [B * L, width]) as tf.Tensor2D;
-      const column = (t: tf.Tensor) => tf.reshape(tf.gather(t, index), [B * L]) as tf.Tensor1D;
+      const take = <R extends tf.Rank>(t: tf.Tensor, shape: number[]) => tf.reshape(tf.gather(t, index), shape) as unknown as tf.Tensor<R>;
       return {
-        features: tf.reshape(tf.gather(p.features, index), [B, L, this.buf.featureDim]) as tf.Tensor3D,
-        actions: rows(p.actions, this.buf.actionDim),
-        episodeStart: tf.reshape(tf.gather(p.episodeStart, index), [B, L]) as tf.Tensor2D,
-        oldLogProbs: column(p.oldLogProbs),
-        oldValues: column(p.oldValues),
-        advantages: column(advantages),
-        returns: column(p.returns),
-        valid: column(p.valid),
+        features: take<tf.Rank.R3>(p.features, [B, L, this.buf.featureDim]),
+        actions: take<tf.Rank.R2>(p.actions, [B * L, this.buf.actionDim]),
+        episodeStart: take<tf.Rank.R2>(p.episodeStart, [B, L]),
+        oldLogProbs: take<tf.Rank.R1>(p.oldLogProbs, [B * L]),
+        oldValues: take<tf.Rank.R1>(p.oldValues, [B * L]),
+        advantages: take<tf.Rank.R1>(advantages, [B * L]),
+        returns: take<tf.Rank.R1>(p.returns, [B * L]),
+        valid: take<tf.Rank.R1>(p.valid, [B * L]),
       };
     });
     const { features, actions, episodeStart, ...perStep } = tensors;
