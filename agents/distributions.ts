@@ -10,6 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Box, Discrete, MultiBinary, MultiDiscrete, type Space } from '../envs/spaces.js';
 import { randn } from '../util/random.js';
+import { fusedKernelsActive } from '../memory/webgpu/index.js';
+import { fusedCategorical, fusedCategoricalFits } from './fused-categorical.js';
 
 /** Host-side samples for a batch: rows of `actionDim` floats and their log-probabilities. */
 export interface HostSample {
@@ -45,6 +47,9 @@ export interface ActionDistribution {
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
+/** One dispatch each way for categorical log-probabilities and entropies (WebGPU, fused kernels on). */
+const useFusedKernel = () => fusedKernelsActive() && fusedCategoricalFits();
+
 /** Categorical over each of `nvec` components (one component: a Discrete space). */
 class MultiCategorical implements ActionDistribution {
   readonly paramDim: number;
@@ -73,6 +78,7 @@ class MultiCategorical implements ActionDistribution {
     return cols.map((c, i) => tf.cast(tf.oneHot(tf.reshape(c, [-1]) as tf.Tensor1D, this.nvec[i]), 'float32') as tf.Tensor2D);
   }
   logProb(params: tf.Tensor2D, actions: tf.Tensor2D): tf.Tensor1D {
+    if (useFusedKernel()) return fusedCategorical(params, this.nvec, 'logProb', actions);
     return tf.tidy(() => {
       const hots = this.oneHots(actions);
       const terms = this.parts(params).map((l, i) => tf.sum(tf.mul(tf.logSoftmax(l), hots[i]), 1));
@@ -80,6 +86,7 @@ class MultiCategorical implements ActionDistribution {
     });
   }
   entropy(params: tf.Tensor2D): tf.Tensor1D {
+    if (useFusedKernel()) return fusedCategorical(params, this.nvec, 'entropy');
     return tf.tidy(() => {
       const terms = this.parts(params).map((l) => {
         const logp = tf.logSoftmax(l);

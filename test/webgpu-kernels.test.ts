@@ -16,6 +16,9 @@ import { Adam, globalNormScale } from '../training/optim.js';
 import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
+import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
+import { makeDistribution } from '../agents/distributions.js';
+import { Discrete, MultiDiscrete } from '../envs/spaces.js';
 
 const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
 const int = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
@@ -268,7 +271,71 @@ function affineCase(seed: number): Case {
   };
 }
 const AFFINE_CASES = Array.from({ length: 6 }, (_, i) => affineCase(i));
-const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES, ...ADAM_CASES, ...AFFINE_CASES];
+
+/**
+ * The PPO loss (on WebGPU one fused dispatch forward, one backward): random lengths around and past the kernel's
+ * 256 invocations, value clipping on and off, ratios inside and outside the clip range, masks with no valid step.
+ */
+function ppoLossCase(seed: number): Case {
+  return {
+    name: `ppo loss ${seed}`,
+    run: async () => {
+      const rng = makeRng(`ppo-loss/${seed}`);
+      const n = pick(rng, [1, 37, 256, 257, 700, 3000]);
+      const none = seed === 5;
+      const t = (f: () => number) => tf.tensor1d(Float32Array.from({ length: n }, f));
+      const x: PpoLossInputs = {
+        newLogProbs: t(() => -1 + rng() * 0.8 - 0.4),
+        oldLogProbs: t(() => -1),
+        advantages: t(() => rng() * 4 - 2),
+        newValues: t(() => rng() * 2 - 1),
+        oldValues: t(() => rng() * 2 - 1),
+        returns: t(() => rng() * 2 - 1),
+        entropy: t(() => rng()),
+        valid: t(() => (!none && rng() < 0.8 ? 1 : 0)),
+      };
+      const s = { clipCoef: 0.1 + 0.2 * rng(), clipValueLoss: seed % 2 === 0, vfCoef: 0.5, entCoef: 0.01 };
+      const f = (lp: tf.Tensor, ent: tf.Tensor, v: tf.Tensor) => ppoLoss({ ...x, newLogProbs: lp, entropy: ent, newValues: v } as PpoLossInputs, s);
+      const out = f(x.newLogProbs, x.entropy, x.newValues);
+      const grads = tf.grads((lp, ent, v) => f(lp!, ent!, v!).loss)([x.newLogProbs, x.entropy, x.newValues]);
+      const result = await read({ loss: out.loss, stats: out.stats, dlp: grads[0]!, dent: grads[1]!, dv: grads[2]! });
+      tf.dispose([out.loss, out.stats, ...grads, ...Object.values(x)]);
+      return result;
+    },
+  };
+}
+const LOSS_CASES = Array.from({ length: 6 }, (_, i) => ppoLossCase(i));
+
+/**
+ * Categorical log-probabilities and entropies (one fused dispatch each way on WebGPU): Discrete and MultiDiscrete
+ * spaces, peaked and flat logits, now and then an index outside its component (no term, no gradient).
+ */
+function categoricalCase(seed: number): Case {
+  return {
+    name: `categorical ${seed}`,
+    run: async () => {
+      const rng = makeRng(`categorical/${seed}`);
+      const nvec = Array.from({ length: int(rng, 1, 3) }, () => int(rng, 2, 9));
+      const d = makeDistribution(nvec.length === 1 && seed % 2 ? new Discrete(nvec[0]!) : new MultiDiscrete(nvec));
+      const B = pick(rng, [1, 5, 64, 65, 300]);
+      const params = hostTensor(rng, [B, d.paramDim], 0.5 + 4 * rng()) as tf.Tensor2D;
+      const actions = tf.tensor2d(
+        Float32Array.from({ length: B * nvec.length }, (_, i) => (rng() < 0.05 ? nvec[i % nvec.length]! : Math.floor(rng() * nvec[i % nvec.length]!))),
+        [B, nvec.length],
+      );
+      const [up1, up2] = [hostTensor(rng, [B]), hostTensor(rng, [B])];
+      const lp = d.logProb(params, actions);
+      const ent = d.entropy(params);
+      const [dlp] = tf.grads((p: tf.Tensor) => tf.sum(tf.mul(d.logProb(p as tf.Tensor2D, actions), up1)))([params]);
+      const [dent] = tf.grads((p: tf.Tensor) => tf.sum(tf.mul(d.entropy(p as tf.Tensor2D), up2)))([params]);
+      const out = await read({ lp, ent, dlp: dlp!, dent: dent! });
+      tf.dispose([params, actions, up1, up2, lp, ent, dlp!, dent!]);
+      return out;
+    },
+  };
+}
+const CATEGORICAL_CASES = Array.from({ length: 8 }, (_, i) => categoricalCase(i));
+const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES, ...ADAM_CASES, ...AFFINE_CASES, ...LOSS_CASES, ...CATEGORICAL_CASES];
 
 describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () => {
   let reference: Map<string, Outputs>;
@@ -299,6 +366,14 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
 
   it('Adam with a clip factor and skipped gradients: weights and moments after 3 steps to 1e-5', async () => {
     await check(ADAM_CASES, 1e-5, 1e-5);
+  });
+
+  it('the PPO loss (one fused dispatch each way) matches the ops form in value, statistics and gradient to 1e-5', async () => {
+    await check(LOSS_CASES, 1e-5, 1e-5);
+  });
+
+  it('categorical log-probabilities and entropies (one fused dispatch each way) match in value and gradient to 1e-5', async () => {
+    await check(CATEGORICAL_CASES, 1e-5, 1e-5);
   });
 
   it('affine (one fused matMul with bias and ReLU) matches the plain ops in value and gradient to 1e-5, no leaks', async () => {

@@ -20,6 +20,8 @@ import { cloneState, disposeState } from '../../memory/state.js';
 import { yieldToEventLoop } from '../../util/interrupt.js';
 import type { PhaseTimer } from '../../util/phase-timer.js';
 import { Adam, globalNormScale, type AdamState } from '../optim.js';
+import { fusedKernelsActive } from '../../memory/webgpu/index.js';
+import { fusedPpoLoss, fusedPpoLossFits, type FusedLossKnobs } from './fused-loss.js';
 import {
   checkSequenceSettings,
   computeGae,
@@ -96,57 +98,68 @@ export interface PpoLossResult {
 /**
  * The PPO loss, averaged over valid steps (as CleanRL's, with a mask). Its gradient with respect to the new
  * log-probabilities, entropies and values is written out: autodiff through the maxima and clips launches about 50
- * small kernels (26 of them casts), a fifth of a minibatch's dispatches on the GPU.
+ * small kernels (26 of them casts), a fifth of a minibatch's dispatches on the GPU. On WebGPU with the fused kernels
+ * on, the loss and its gradient are one dispatch each (`fused-loss.ts`).
  */
 export function ppoLoss(
   x: PpoLossInputs,
   s: Pick<PpoSettings, 'clipCoef' | 'clipValueLoss' | 'vfCoef' | 'entCoef'>,
 ): PpoLossResult {
   return tf.tidy(() => {
-    // One output [loss, ...stats], so the statistics leave the custom-gradient op (whose intermediates are tidied).
-    const lossOf = tf.customGrad((newLogProbs, entropies, newValues, save) => {
-      const [lp, ent, v] = [newLogProbs, entropies, newValues] as tf.Tensor1D[];
-      const count = tf.maximum(tf.sum(x.valid), 1);
-      const mean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, x.valid)), count) as tf.Scalar;
-      const logRatio = tf.sub(lp, x.oldLogProbs);
-      const ratio = tf.exp(logRatio);
-      const negAdvantages = tf.neg(x.advantages);
-      const pg1 = tf.mul(negAdvantages, ratio);
-      const pg2 = tf.mul(negAdvantages, tf.clipByValue(ratio, 1 - s.clipCoef, 1 + s.clipCoef));
-      // Where the clipped term is the larger one, the policy term is flat in the ratio.
-      const unclippedPolicy = tf.greaterEqual(pg1, pg2);
-      const policyLoss = mean(tf.maximum(pg1, pg2));
-      const error = tf.sub(v, x.returns);
-      const unclipped = tf.square(error);
-      // d(value term)/dv per step, up to the factor 2: the error, or the clipped error where that one is larger.
-      let valueSlope: tf.Tensor = error;
-      let vTerm: tf.Tensor = unclipped;
-      if (s.clipValueLoss) {
-        const delta = tf.sub(v, x.oldValues);
-        const clippedError = tf.sub(tf.add(x.oldValues, tf.clipByValue(delta, -s.clipCoef, s.clipCoef)), x.returns);
-        const clipped = tf.square(clippedError);
-        vTerm = tf.maximum(unclipped, clipped);
-        const inside = tf.logicalAnd(tf.greaterEqual(delta, -s.clipCoef), tf.lessEqual(delta, s.clipCoef));
-        valueSlope = tf.where(tf.greaterEqual(unclipped, clipped), error, tf.where(inside, clippedError, tf.zerosLike(error)));
-      }
-      const valueLoss = tf.mul(0.5, mean(vTerm)) as tf.Scalar;
-      const entropy = mean(ent);
-      const loss = tf.add(tf.sub(policyLoss, tf.mul(s.entCoef, entropy)), tf.mul(s.vfCoef, valueLoss)) as tf.Scalar;
-      const approxKl = mean(tf.sub(tf.sub(ratio, 1), logRatio));
-      const clipFraction = mean(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), s.clipCoef), 'float32'));
-      const policySlope = tf.where(unclippedPolicy, pg1, tf.zerosLike(pg1)); // d pg1 / d log-prob = pg1
-      (save as tf.GradSaveFunc)([count, policySlope, valueSlope]);
-      return {
-        value: tf.stack([loss, policyLoss, valueLoss, entropy, approxKl, clipFraction]) as tf.Tensor1D,
-        gradFunc: (dy: tf.Tensor, [n, pSlope, vSlope]: tf.Tensor[]) => {
-          const w = tf.mul(x.valid, tf.div(tf.slice(dy, [0], [1]), n)); // d mean(t) / d t_i, times d(loss)
-          return [tf.mul(pSlope, w), tf.mul(w, -s.entCoef), tf.mul(vSlope, tf.mul(w, s.vfCoef))];
-        },
-      };
-    });
-    const all = lossOf(x.newLogProbs, x.entropy, x.newValues);
+    const all = fusedKernelsActive() && fusedPpoLossFits() ? fusedLoss(x, s) : opsLoss(x, s);
     return { loss: tf.reshape(tf.slice(all, [0], [1]), []) as tf.Scalar, stats: tf.slice(all, [1], [LOSS_STATS.length]) as tf.Tensor1D };
   });
+}
+
+const fusedLoss = (x: PpoLossInputs, s: FusedLossKnobs) =>
+  fusedPpoLoss(
+    { lp: x.newLogProbs, ent: x.entropy, v: x.newValues, oldLp: x.oldLogProbs, oldV: x.oldValues, adv: x.advantages, ret: x.returns, valid: x.valid },
+    { clipCoef: s.clipCoef, clipValueLoss: s.clipValueLoss, vfCoef: s.vfCoef, entCoef: s.entCoef },
+  );
+
+/** [loss, ...stats] in tfjs ops, with the gradient written out (one output, so the statistics leave the custom-gradient op). */
+function opsLoss(x: PpoLossInputs, s: FusedLossKnobs): tf.Tensor1D {
+  const lossOf = tf.customGrad((newLogProbs, entropies, newValues, save) => {
+    const [lp, ent, v] = [newLogProbs, entropies, newValues] as tf.Tensor1D[];
+    const count = tf.maximum(tf.sum(x.valid), 1);
+    const mean = (t: tf.Tensor) => tf.div(tf.sum(tf.mul(t, x.valid)), count) as tf.Scalar;
+    const logRatio = tf.sub(lp, x.oldLogProbs);
+    const ratio = tf.exp(logRatio);
+    const negAdvantages = tf.neg(x.advantages);
+    const pg1 = tf.mul(negAdvantages, ratio);
+    const pg2 = tf.mul(negAdvantages, tf.clipByValue(ratio, 1 - s.clipCoef, 1 + s.clipCoef));
+    // Where the clipped term is the larger one, the policy term is flat in the ratio.
+    const unclippedPolicy = tf.greaterEqual(pg1, pg2);
+    const policyLoss = mean(tf.maximum(pg1, pg2));
+    const error = tf.sub(v, x.returns);
+    const unclipped = tf.square(error);
+    // d(value term)/dv per step, up to the factor 2: the error, or the clipped error where that one is larger.
+    let valueSlope: tf.Tensor = error;
+    let vTerm: tf.Tensor = unclipped;
+    if (s.clipValueLoss) {
+      const delta = tf.sub(v, x.oldValues);
+      const clippedError = tf.sub(tf.add(x.oldValues, tf.clipByValue(delta, -s.clipCoef, s.clipCoef)), x.returns);
+      const clipped = tf.square(clippedError);
+      vTerm = tf.maximum(unclipped, clipped);
+      const inside = tf.logicalAnd(tf.greaterEqual(delta, -s.clipCoef), tf.lessEqual(delta, s.clipCoef));
+      valueSlope = tf.where(tf.greaterEqual(unclipped, clipped), error, tf.where(inside, clippedError, tf.zerosLike(error)));
+    }
+    const valueLoss = tf.mul(0.5, mean(vTerm)) as tf.Scalar;
+    const entropy = mean(ent);
+    const loss = tf.add(tf.sub(policyLoss, tf.mul(s.entCoef, entropy)), tf.mul(s.vfCoef, valueLoss)) as tf.Scalar;
+    const approxKl = mean(tf.sub(tf.sub(ratio, 1), logRatio));
+    const clipFraction = mean(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), s.clipCoef), 'float32'));
+    const policySlope = tf.where(unclippedPolicy, pg1, tf.zerosLike(pg1)); // d pg1 / d log-prob = pg1
+    (save as tf.GradSaveFunc)([count, policySlope, valueSlope]);
+    return {
+      value: tf.stack([loss, policyLoss, valueLoss, entropy, approxKl, clipFraction]) as tf.Tensor1D,
+      gradFunc: (dy: tf.Tensor, [n, pSlope, vSlope]: tf.Tensor[]) => {
+        const w = tf.mul(x.valid, tf.div(tf.slice(dy, [0], [1]), n)); // d mean(t) / d t_i, times d(loss)
+        return [tf.mul(pSlope, w), tf.mul(w, -s.entCoef), tf.mul(vSlope, tf.mul(w, s.vfCoef))];
+      },
+    };
+  });
+  return lossOf(x.newLogProbs, x.entropy, x.newValues) as tf.Tensor1D;
 }
 
 /** Metrics of one update (one rollout and its optimisation). */
