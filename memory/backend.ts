@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastWasmSlice } from './ops.js';
+import { cacheBindGroups, type DispatchingBackend } from './webgpu/bind-groups.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -226,6 +227,8 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   deviceSideReductionGradients();
   deviceSideZeroGradients();
   uploadThroughQueue(tf.backend() as unknown as UploadingBackend);
+  // HQLT_BIND_GROUP_CACHE=0 keeps tfjs' own per-dispatch uniforms and bind groups (for before/after benchmarks).
+  if (process.env.HQLT_BIND_GROUP_CACHE !== '0') cacheBindGroups(tf.backend() as unknown as DispatchingBackend);
   // WebGPU reports failed GPU work (out of memory, invalid pipelines) only through this event, and the results are
   // silently wrong; count them so benchmarks and tests can refuse such numbers.
   device.addEventListener?.('uncapturederror', () => gpuErrors++);

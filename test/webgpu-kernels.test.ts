@@ -16,6 +16,7 @@ import { Adam, globalNormScale } from '../training/optim.js';
 import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
+import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { makeDistribution } from '../agents/distributions.js';
 import { Discrete, MultiDiscrete } from '../envs/spaces.js';
@@ -407,6 +408,38 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     await state['layers.0.fw']!.data();
     expect(tf.memory().numTensors).toBe(tensors);
     tf.dispose([x, starts, ...Object.values(state)]);
+    core.dispose();
+  });
+
+  it('a steady training loop reuses every bind group and uniform buffer, and still computes on fresh values', async () => {
+    const core = createCore({ type: 'hqlt', dim: 16, layers: 2, heads: 2, window: 4 }, 3);
+    const adam = new Adam(core.trainableVariables(), { learningRate: 0.01 });
+    const xs = hostTensor(makeRng('bind-groups'), [2, 6, 16]) as tf.Tensor3D;
+    const starts = tf.zeros([2, 6]) as tf.Tensor2D;
+    const state = core.initialState(2);
+    const stats = bindGroupCacheStats(tf.backend())!;
+    const losses: number[] = [];
+    const step = async () => {
+      const { value, grads } = tf.variableGrads(() => {
+        const r = core.forward(xs, state, starts);
+        tf.dispose(Object.values(r.state));
+        return tf.mean(tf.square(r.ys)) as tf.Scalar;
+      }, core.trainableVariables());
+      adam.applyGradients(core.trainableVariables().map((v) => grads[v.name]));
+      losses.push((await value.data())[0]!);
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    for (let i = 0; i < 8; i++) await step();
+    const before = { ...stats };
+    await step();
+    expect(stats.bindGroupHits).toBeGreaterThan(before.bindGroupHits + 50);
+    expect(stats.bindGroupMisses, 'new bind groups in a steady loop').toBe(before.bindGroupMisses);
+    expect(stats.uniformMisses, 'new uniform buffers in a steady loop').toBe(before.uniformMisses);
+    // Same buffers, new contents: the loss keeps falling as Adam changes the weights.
+    expect(losses[8]).toBeLessThan(losses[7]!);
+    expect(losses[7]).toBeLessThan(losses[0]!);
+    tf.dispose([xs, starts, ...Object.values(state)]);
+    adam.dispose();
     core.dispose();
   });
 
