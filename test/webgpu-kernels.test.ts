@@ -336,7 +336,34 @@ function categoricalCase(seed: number): Case {
   };
 }
 const CATEGORICAL_CASES = Array.from({ length: 8 }, (_, i) => categoricalCase(i));
-const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES, ...ADAM_CASES, ...AFFINE_CASES, ...LOSS_CASES, ...CATEGORICAL_CASES];
+
+/** Long reductions (split in two passes on WebGPU): full and partial, keepDims or not, and one too short to split. */
+const REDUCTIONS: { shape: number[]; axis: number[] | null; keepDims: boolean }[] = [
+  { shape: [64, 32, 48], axis: null, keepDims: false },
+  { shape: [3, 256, 300], axis: [1, 2], keepDims: true },
+  { shape: [5, 131072], axis: [1], keepDims: false },
+  { shape: [7, 999, 97], axis: [1, 2], keepDims: false }, // 96,903 values: no power of two divides it
+  { shape: [40, 50], axis: [1], keepDims: false }, // too short to split
+];
+const REDUCTION_CASE: Case = {
+  name: 'reductions',
+  run: async () => {
+    const rng = makeRng('reductions');
+    const out: Outputs = {};
+    for (const [i, r] of REDUCTIONS.entries()) {
+      const x = hostTensor(rng, r.shape, 3);
+      const axis = r.axis ?? undefined;
+      const results = { sum: tf.sum(x, axis, r.keepDims), mean: tf.mean(x, axis, r.keepDims), max: tf.max(x, axis, r.keepDims), min: tf.min(x, axis, r.keepDims) };
+      for (const [op, t] of Object.entries(results)) {
+        out[`${op}${i}`] = (await t.data()) as Float32Array;
+        out[`${op}${i} shape`] = Float32Array.from(t.shape);
+      }
+      tf.dispose([x, ...Object.values(results)]);
+    }
+    return out;
+  },
+};
+const CASES = [...STEP_CASES, ...ROW_CASES, ...FW_CASES, ...KV_CASES, ...ADAM_CASES, ...AFFINE_CASES, ...LOSS_CASES, ...CATEGORICAL_CASES, REDUCTION_CASE];
 
 describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () => {
   let reference: Map<string, Outputs>;
@@ -375,6 +402,32 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
 
   it('categorical log-probabilities and entropies (one fused dispatch each way) match in value and gradient to 1e-5', async () => {
     await check(CATEGORICAL_CASES, 1e-5, 1e-5);
+  });
+
+  it('long reductions run in two passes and match cpu to 1e-5; short ones in one', async () => {
+    const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => void };
+    const record = backend.recordAndSubmit;
+    let dispatches = 0;
+    backend.recordAndSubmit = (...a) => (dispatches++, record.apply(backend, a));
+    try {
+      const passes = async (shape: number[]) => {
+        const x = tf.ones(shape);
+        await x.data();
+        const before = dispatches;
+        const y = tf.sum(x);
+        const n = dispatches - before;
+        expect((await y.data())[0]).toBe(tf.util.sizeFromShape(shape));
+        tf.dispose([x, y]);
+        return n;
+      };
+      expect(await passes([8, 128, 256])).toBe(2);
+      expect(await passes([40, 50])).toBe(1);
+    } finally {
+      backend.recordAndSubmit = record;
+    }
+    const tensors = tf.memory().numTensors;
+    for (const [key, e] of Object.entries(relErrors(await REDUCTION_CASE.run(), reference.get(REDUCTION_CASE.name)!))) expect(e, key).toBeLessThan(1e-5);
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 
   it('affine (one fused matMul with bias and ReLU) matches the plain ops in value and gradient to 1e-5, no leaks', async () => {
