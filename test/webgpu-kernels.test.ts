@@ -101,10 +101,15 @@ function stepCase(seed: number, blends: readonly Blend[]): Case {
 // ------------------------------------------------------------------------------------------------------------
 // Sequence form: outputs, final state and gradients (weights, inputs, initial state) of a random layer.
 
-function sequenceCase(seed: number, blends: readonly Blend[], memories: HqltLayerOptions['memories'], long?: { T: number; window: number }): Case {
+function sequenceCase(
+  seed: number,
+  blends: readonly Blend[],
+  memories: HqltLayerOptions['memories'],
+  long?: { T: number; window: number; keyWidth?: number },
+): Case {
   const random = randomLayerOptions(makeRng(`seq-options${seed}`), blends);
-  // Long cases run with RoPE (per-head key width 8).
-  const options = { ...random, memories, ...(long ? { window: long.window, rope: true, keyDim: 8 * random.heads } : {}) };
+  // Long cases run with RoPE (per-head key width 8 unless given).
+  const options = { ...random, memories, ...(long ? { window: long.window, rope: true, keyDim: (long.keyWidth ?? 8) * random.heads } : {}) };
   return {
     name: `sequence ${seed}: ${JSON.stringify(options)}`,
     run: async () => {
@@ -249,6 +254,8 @@ KV_CASES.push(
   sequenceCase(200, ['synchronous'], 'kv', { T: 150, window: 40 }),
   sequenceCase(201, ['delayed-chunk'], 'kv', { T: 131, window: 21 }),
   sequenceCase(202, ['synchronous', 'delayed-streaming'], 'both', { T: 100, window: 70 }),
+  // Wide keys (130 per head).
+  sequenceCase(203, ['synchronous'], 'kv', { T: 19, window: 6, keyWidth: 130 }),
 );
 const ADAM_CASES = Array.from({ length: 4 }, (_, i) => adamCase(i));
 /** `affine` (on WebGPU with the fused kernels on: tfjs' fused matMul) with random sizes, rank 2 or 3, ReLU or not. */
