@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installFastWasmSlice } from './ops.js';
 import { cacheBindGroups, type DispatchingBackend } from './webgpu/bind-groups.js';
 import { splitLongReductions } from './webgpu/reductions.js';
+import { deterministicMatMul } from './webgpu/matmul.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -227,6 +228,7 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   chunkAddN(device.limits.maxStorageBuffersPerShaderStage - 2);
   deviceSideReductionGradients();
   splitLongReductions();
+  deterministicMatMul();
   deviceSideZeroGradients();
   uploadThroughQueue(tf.backend() as unknown as UploadingBackend);
   // HQLT_BIND_GROUP_CACHE=0 keeps tfjs' own per-dispatch uniforms and bind groups (for before/after benchmarks).

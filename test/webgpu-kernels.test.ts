@@ -17,6 +17,7 @@ import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
+import { picksSplitK } from '../memory/webgpu/matmul.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { makeDistribution } from '../agents/distributions.js';
 import { Discrete, MultiDiscrete } from '../envs/spaces.js';
@@ -435,6 +436,30 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     const tensors = tf.memory().numTensors;
     for (const [key, e] of Object.entries(relErrors(await REDUCTION_CASE.run(), reference.get(REDUCTION_CASE.name)!))) expect(e, key).toBeLessThan(1e-5);
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('weight-gradient products (few outputs, long inner dimension) avoid the atomic split-K program: same bits every run', async () => {
+    const backend = tf.backend() as unknown as { recordAndSubmit: (program: object, ...a: unknown[]) => void };
+    const record = backend.recordAndSubmit;
+    const programs: string[] = [];
+    backend.recordAndSubmit = (program, ...a) => (programs.push(program.constructor.name), record.call(backend, program, ...a));
+    const rng = makeRng('split-k');
+    const [x, dy] = [hostTensor(rng, [4096, 24]), hostTensor(rng, [4096, 40])];
+    try {
+      expect(picksSplitK(x.shape, dy.shape, true, false, (tf.backend() as unknown as { thresholdToIncreaseWorkgroups: number }).thresholdToIncreaseWorkgroups)).toBe(true);
+      const runs: Float32Array[] = [];
+      for (let i = 0; i < 3; i++) {
+        const dw = tf.matMul(x, dy, true, false);
+        runs.push((await dw.data()) as Float32Array);
+        dw.dispose();
+      }
+      expect(programs).not.toContain('MatMulSplitKProgram');
+      expect(runs[1]).toEqual(runs[0]);
+      expect(runs[2]).toEqual(runs[0]);
+    } finally {
+      backend.recordAndSubmit = record;
+      tf.dispose([x, dy]);
+    }
   });
 
   it('affine (one fused matMul with bias and ReLU) matches the plain ops in value and gradient to 1e-5, no leaks', async () => {
