@@ -75,7 +75,12 @@ class MultiCategorical implements ActionDistribution {
     const cols = this.nvec.length === 1 ? [idx] : tf.split(idx, this.nvec.length, 1);
     // Cast once here rather than in every product with them. Not tf.oneHot's float32 dtype: the wasm backend (tfjs
     // 4.22) writes int32 bits into such a tensor, so every one-hot reads as ~1e-45.
-    return cols.map((c, i) => tf.cast(tf.oneHot(tf.reshape(c, [-1]) as tf.Tensor1D, this.nvec[i]), 'float32') as tf.Tensor2D);
+    return cols.map((c, i) => {
+      const flat = tf.reshape(c, [-1]) as tf.Tensor1D;
+      // tf.oneHot refuses a depth of 1 (a component with a single choice).
+      const hot = this.nvec[i] === 1 ? tf.expandDims(tf.equal(flat, 0), 1) : tf.oneHot(flat, this.nvec[i]);
+      return tf.cast(hot, 'float32') as tf.Tensor2D;
+    });
   }
   logProb(params: tf.Tensor2D, actions: tf.Tensor2D): tf.Tensor1D {
     if (useFusedKernel()) return fusedCategorical(params, this.nvec, 'logProb', actions);

@@ -269,7 +269,8 @@ describe('Adam', () => {
 
 describe('distributions', () => {
   it('host-side sample log-probs equal the differentiable logProb, for every space kind', () => {
-    const spaces = [new Discrete(4, 1), new MultiDiscrete([2, 3]), new Box(-1, 1, [2]), new MultiBinary(3)];
+    // (One-choice components too: tf.oneHot refuses a depth of 1.)
+    const spaces = [new Discrete(4, 1), new Discrete(1), new MultiDiscrete([2, 3]), new MultiDiscrete([1, 3]), new Box(-1, 1, [2]), new MultiBinary(3)];
     const rng = makeRng('dist');
     for (const space of spaces) {
       const d = makeDistribution(space);
@@ -281,7 +282,10 @@ describe('distributions', () => {
       for (let b = 0; b < B; b++) expect(lp[b]).toBeCloseTo(s.logProbs[b], 4);
       for (let b = 0; b < B; b++) expect(space.contains(d.toEnv(s.actions, b))).toBe(true);
       expect(d.entropy(params).shape).toEqual([B]);
-      tf.dispose([params, host]);
+      const features = d.actionFeatures(tf.tensor2d(s.actions, [B, d.actionDim]));
+      expect(features.shape).toEqual([B, d.featureDim]);
+      if (space instanceof Discrete || space instanceof MultiDiscrete) expect(features.sum().dataSync()[0]).toBe(B * d.actionDim);
+      tf.dispose([params, host, features]);
       d.dispose();
     }
   });

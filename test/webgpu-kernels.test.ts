@@ -324,7 +324,7 @@ function categoricalCase(seed: number): Case {
     name: `categorical ${seed}`,
     run: async () => {
       const rng = makeRng(`categorical/${seed}`);
-      const nvec = Array.from({ length: int(rng, 1, 3) }, () => int(rng, 2, 9));
+      const nvec = seed === 7 ? [1, 4] : Array.from({ length: int(rng, 1, 3) }, () => int(rng, 1, 9));
       const d = makeDistribution(nvec.length === 1 && seed % 2 ? new Discrete(nvec[0]!) : new MultiDiscrete(nvec));
       const B = pick(rng, [1, 5, 64, 65, 300]);
       const params = hostTensor(rng, [B, d.paramDim], 0.5 + 4 * rng()) as tf.Tensor2D;
