@@ -2,8 +2,8 @@
  * Reuses tfjs' per-dispatch WebGPU objects (issue 11: host-side dispatch cost dominates PPO on a GPU).
  *
  * For every kernel launch tfjs writes a fresh uniform buffer (shapes and sizes) and creates a bind group. On the
- * H200's host `createBindGroup` alone costs about 23 µs of the 60–80 µs a small op takes (`.dbg`-style micro
- * benchmark in bench/gpu.ts's history; the README gives the figures). Both repeat: an op's uniforms depend only on
+ * H200's host `createBindGroup` alone costs about 23 µs of the 60–80 µs a small op takes (`bench/dispatch.ts`;
+ * the README gives the figures). Both repeat: an op's uniforms depend only on
  * its shapes, and tfjs' buffer pool hands the same buffers to the same ops update after update. So:
  * - uniform buffers are cached by content, written once and never written again (read-only from then on);
  * - bind groups are cached by pipeline layout and bound buffers.
