@@ -11,6 +11,7 @@ import { installFastWasmSlice } from './ops.js';
 import { cacheBindGroups, type DispatchingBackend } from './webgpu/bind-groups.js';
 import { splitLongReductions } from './webgpu/reductions.js';
 import { deterministicMatMul } from './webgpu/matmul.js';
+import { wrapKernel } from './kernels.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -342,30 +343,21 @@ function deviceSideZeroGradients(): void {
  * places makes such AddNs, so split them into chunks the device can bind.
  */
 function chunkAddN(maxInputs: number): void {
-  const original = tf.getKernel('AddN', 'webgpu');
-  if (!original || (original as { chunked?: boolean }).chunked) return;
-  const addN = original.kernelFunc;
-  tf.unregisterKernel('AddN', 'webgpu');
-  tf.registerKernel({
-    kernelName: 'AddN',
-    backendName: 'webgpu',
-    kernelFunc: (args) => {
-      let inputs = args.inputs as unknown as tf.TensorInfo[];
-      const backend = args.backend as { disposeData(id: object): void };
-      const partials: tf.TensorInfo[] = [];
-      while (inputs.length > maxInputs) {
-        const sums: tf.TensorInfo[] = [];
-        for (let i = 0; i < inputs.length; i += maxInputs) {
-          const chunk = inputs.slice(i, i + maxInputs);
-          sums.push(chunk.length === 1 ? chunk[0] : (addN({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo));
-        }
-        partials.push(...sums.filter((t) => !inputs.includes(t)));
-        inputs = sums;
+  wrapKernel('AddN', 'webgpu', (addN) => (args) => {
+    let inputs = args.inputs as unknown as tf.TensorInfo[];
+    const backend = args.backend as { disposeData(id: object): void };
+    const partials: tf.TensorInfo[] = [];
+    while (inputs.length > maxInputs) {
+      const sums: tf.TensorInfo[] = [];
+      for (let i = 0; i < inputs.length; i += maxInputs) {
+        const chunk = inputs.slice(i, i + maxInputs);
+        sums.push(chunk.length === 1 ? chunk[0] : (addN({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo));
       }
-      const out = addN({ ...args, inputs: inputs as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
-      for (const t of partials) backend.disposeData(t.dataId);
-      return out;
-    },
-    ...({ chunked: true } as object),
-  } as tf.KernelConfig);
+      partials.push(...sums.filter((t) => !inputs.includes(t)));
+      inputs = sums;
+    }
+    const out = addN({ ...args, inputs: inputs as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
+    for (const t of partials) backend.disposeData(t.dataId);
+    return out;
+  });
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { fusedRmsNorm } from './webgpu/rowwise.js';
+import { wrapKernel } from './kernels.js';
 
 /**
  * x [N, in] @ w [in, out] with a gradient that only uses non-transposed 2-D matMuls.
@@ -245,16 +246,8 @@ let fastSliceInstalled = false;
 export function installFastWasmSlice(): void {
   if (fastSliceInstalled || tf.getBackend() !== 'wasm') return;
   fastSliceInstalled = true;
-  const original = (name: string) => tf.getKernel(name, 'wasm')!.kernelFunc;
-  const replace = (name: string, kernelFunc: tf.KernelFunc) => {
-    const fallback = original(name);
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'wasm',
-      kernelFunc: (args) => (args.inputs[Object.keys(args.inputs)[0]!]!.dtype === 'string' ? fallback(args) : kernelFunc(args)),
-    });
-  };
+  const replace = (name: string, kernelFunc: tf.KernelFunc) =>
+    wrapKernel(name, 'wasm', (fallback) => (args) => (args.inputs[Object.keys(args.inputs)[0]!]!.dtype === 'string' ? fallback(args) : kernelFunc(args)));
   tf.registerKernel({
     kernelName: SHIFT_APPEND,
     backendName: 'wasm',

@@ -6,6 +6,7 @@
  * fixed order (same results run after run on one device).
  */
 import * as tf from '@tensorflow/tfjs';
+import { wrapKernel } from '../kernels.js';
 
 const PROGRAM_TYPE = 'WEBGPU_MATMUL_PROGRAM_TYPE';
 /** tfjs' MatMulProgramType.MatMulSmallOutputSizeProgram. */
@@ -30,28 +31,19 @@ export function picksSplitK(a: number[], b: number[], transposeA: boolean, trans
 /** Wraps tfjs' WebGPU BatchMatMul and _FusedMatMul kernels (once per process). */
 export function deterministicMatMul(): void {
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
-    const original = tf.getKernel(name, 'webgpu');
-    if (!original || (original as { deterministic?: boolean }).deterministic) continue;
-    const matMul = original.kernelFunc;
-    tf.unregisterKernel(name, 'webgpu');
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'webgpu',
-      kernelFunc: (args) => {
-        const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-        const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-        const env = tf.env();
-        const flag = env.getNumber('WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMUL');
-        const threshold = flag > 0 ? flag : (args.backend as unknown as MatMulBackend).thresholdToIncreaseWorkgroups;
-        if (env.getNumber(PROGRAM_TYPE) >= 0 || !picksSplitK(a.shape, b.shape, transposeA, transposeB, threshold)) return matMul(args);
-        env.set(PROGRAM_TYPE, SMALL_OUTPUT);
-        try {
-          return matMul(args);
-        } finally {
-          env.set(PROGRAM_TYPE, -1);
-        }
-      },
-      ...({ deterministic: true } as object),
-    } as tf.KernelConfig);
+    wrapKernel(name, 'webgpu', (matMul) => (args) => {
+      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+      const env = tf.env();
+      const flag = env.getNumber('WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMUL');
+      const threshold = flag > 0 ? flag : (args.backend as unknown as MatMulBackend).thresholdToIncreaseWorkgroups;
+      if (env.getNumber(PROGRAM_TYPE) >= 0 || !picksSplitK(a.shape, b.shape, transposeA, transposeB, threshold)) return matMul(args);
+      env.set(PROGRAM_TYPE, SMALL_OUTPUT);
+      try {
+        return matMul(args);
+      } finally {
+        env.set(PROGRAM_TYPE, -1);
+      }
+    });
   }
 }

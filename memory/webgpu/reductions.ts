@@ -6,6 +6,7 @@
  * partial results reduced again with the same kernel (sum of sums, mean of equal-size means, max of maxima).
  */
 import * as tf from '@tensorflow/tfjs';
+import { wrapKernel } from '../kernels.js';
 
 /** The kernels split, with the name of their axis attribute. */
 const SPLIT = { Sum: 'axis', Mean: 'axis', Max: 'reductionIndices', Min: 'axis' } as const;
@@ -28,38 +29,28 @@ function chunksFor(n: number): number {
 export function splitLongReductions(): void {
   const reshapeKernel = tf.getKernel('Reshape', 'webgpu')!.kernelFunc;
   for (const [name, axisAttr] of Object.entries(SPLIT)) {
-    const original = tf.getKernel(name, 'webgpu');
-    if (!original || (original as { split?: boolean }).split) continue;
-    const reduce = original.kernelFunc;
-    tf.unregisterKernel(name, 'webgpu');
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'webgpu',
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        const attrs = args.attrs as Record<string, unknown>;
-        const axes = tf.util.parseAxisParam(attrs[axisAttr] as number | number[], x.shape);
-        const keepDims = attrs.keepDims === true;
-        const rank = x.shape.length;
-        const inner = axes.length > 0 && tf.backend_util.getAxesPermutation(axes, rank) === null;
-        const inSize = axes.reduce((n, a) => n * x.shape[a]!, 1);
-        const outSize = tf.util.sizeFromShape(x.shape) / Math.max(inSize, 1);
-        const P = inner && inSize >= MIN_REDUCE && outSize <= MAX_OUTPUTS ? chunksFor(inSize) : 1;
-        if (P < 4) return reduce(args);
-        const backend = args.backend as unknown as KernelBackend;
-        const reshape = (t: tf.TensorInfo, shape: number[]) => reshapeKernel({ inputs: { x: t }, attrs: { shape }, backend: args.backend }) as tf.TensorInfo;
-        const stage = (t: tf.TensorInfo) => reduce({ ...args, inputs: { x: t }, attrs: { [axisAttr]: [1], keepDims: false } }) as tf.TensorInfo;
-        const chunks = reshape(x, [outSize * P, inSize / P]);
-        const partial = stage(chunks);
-        const grouped = reshape(partial, [outSize, P]);
-        const total = stage(grouped);
-        const kept = axes.length ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape;
-        const shape = keepDims ? kept : x.shape.filter((_, i) => !axes.includes(i));
-        const out = reshape(total, shape);
-        for (const t of [chunks, partial, grouped, total]) backend.disposeData(t.dataId);
-        return out;
-      },
-      ...({ split: true } as object),
-    } as tf.KernelConfig);
+    wrapKernel(name, 'webgpu', (reduce) => (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const attrs = args.attrs as Record<string, unknown>;
+      const axes = tf.util.parseAxisParam(attrs[axisAttr] as number | number[], x.shape);
+      const keepDims = attrs.keepDims === true;
+      const rank = x.shape.length;
+      const inner = axes.length > 0 && tf.backend_util.getAxesPermutation(axes, rank) === null;
+      const inSize = axes.reduce((n, a) => n * x.shape[a]!, 1);
+      const outSize = tf.util.sizeFromShape(x.shape) / Math.max(inSize, 1);
+      const P = inner && inSize >= MIN_REDUCE && outSize <= MAX_OUTPUTS ? chunksFor(inSize) : 1;
+      if (P < 4) return reduce(args);
+      const backend = args.backend as unknown as KernelBackend;
+      const reshape = (t: tf.TensorInfo, shape: number[]) => reshapeKernel({ inputs: { x: t }, attrs: { shape }, backend: args.backend }) as tf.TensorInfo;
+      const stage = (t: tf.TensorInfo) => reduce({ ...args, inputs: { x: t }, attrs: { [axisAttr]: [1], keepDims: false } }) as tf.TensorInfo;
+      const chunks = reshape(x, [outSize * P, inSize / P]);
+      const partial = stage(chunks);
+      const grouped = reshape(partial, [outSize, P]);
+      const total = stage(grouped);
+      const shape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+      const out = reshape(total, shape);
+      for (const t of [chunks, partial, grouped, total]) backend.disposeData(t.dataId);
+      return out;
+    });
   }
 }
