@@ -46,14 +46,17 @@ const matMul2dGrad = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) =
   };
 }) as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
+/** `f` of x [..., in] seen as rows [N, in], giving [..., out]. */
+function overRows<R extends tf.Rank>(x: tf.Tensor<R>, outDim: number, f: (rows: tf.Tensor2D) => tf.Tensor2D): tf.Tensor<R> {
+  // A 2-D x needs no reshapes (each is still a kernel call, counted against acting steps).
+  if (x.rank === 2) return f(x as tf.Tensor2D) as unknown as tf.Tensor<R>;
+  const y = f(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D);
+  return tf.reshape(y, [...x.shape.slice(0, -1), outDim]) as unknown as tf.Tensor<R>;
+}
+
 /** Applies a linear map w [in, out] over the last axis of x [..., in] (no bias). */
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D): tf.Tensor<R> {
-  // A 2-D x needs no reshapes (each is still a kernel call, counted against acting steps).
-  if (x.rank === 2) return matMul2d(x as tf.Tensor2D, w) as unknown as tf.Tensor<R>;
-  const [inDim, outDim] = w.shape;
-  const lead = x.shape.slice(0, -1);
-  const y = matMul2d(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w);
-  return tf.reshape(y, [...lead, outDim]) as unknown as tf.Tensor<R>;
+  return overRows(x, w.shape[1], (rows) => matMul2d(rows, w));
 }
 
 /**
@@ -67,12 +70,7 @@ export function affine<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D, b: tf
       const y = tf.add(linear(x, w), b);
       return (relu ? tf.relu(y) : y) as tf.Tensor<R>;
     }
-    const [inDim, outDim] = w.shape;
-    const flat = (x.rank === 2 ? x : tf.reshape(x, [-1, inDim])) as tf.Tensor2D;
-    const y = tf.fused.matMul({ a: flat, b: w, bias: b, activation: relu ? 'relu' : 'linear' });
-    if (x.rank === 2) return y as unknown as tf.Tensor<R>;
-    const lead = x.shape.slice(0, -1);
-    return tf.reshape(y, [...lead, outDim]) as unknown as tf.Tensor<R>;
+    return overRows(x, w.shape[1], (rows) => tf.fused.matMul({ a: rows, b: w, bias: b, activation: relu ? 'relu' : 'linear' }) as tf.Tensor2D);
   });
 }
 
