@@ -75,12 +75,11 @@ export class Adam {
       const negLr = tf.neg(this.lr);
       const fused = fusedKernelsActive() && fusedAdamFits();
       const k = fused ? (tf.concat([scale ?? c.one, bc1, bc2, negLr].map((x) => tf.reshape(x, [1]))) as tf.Tensor1D) : undefined;
-      const hyper = { beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon };
       this.variables.forEach((w, i) => {
         const raw = grads[i];
         if (!raw) return;
         if (k) {
-          const [nw, m, v] = fusedAdamStep(w, this.m[i], this.v[i], raw, k, hyper);
+          const [nw, m, v] = fusedAdamStep(w, this.m[i], this.v[i], raw, k, this);
           for (const [dst, src] of [[this.m[i], m], [this.v[i], v], [w, nw]] as const) dst.assign(tf.reshape(src!, w.shape));
           return;
         }

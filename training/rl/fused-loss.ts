@@ -7,11 +7,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { fits, registerProgramKernel, type FusedProgram } from '../../memory/webgpu/runner.js';
 import { lit } from '../../memory/webgpu/wgsl.js';
+import type { PpoLossInputs } from './ppo.js';
 
 const FORWARD = 'HqltPpoLoss';
 const BACKWARD = 'HqltPpoLossGrad';
 const NT = 256;
-const INPUTS = ['lp', 'ent', 'v', 'oldLp', 'oldV', 'adv', 'ret', 'valid'] as const;
+/** `PpoLossInputs`' fields, as the forward kernel binds them. */
+const INPUTS = ['newLogProbs', 'entropy', 'newValues', 'oldLogProbs', 'oldValues', 'advantages', 'returns', 'valid'] as const;
 /** Forward outputs: [loss, policyLoss, valueLoss, entropy, approxKl, clipFraction, count], then the two slopes. */
 const TOTALS = 7;
 
@@ -32,8 +34,8 @@ function forwardProgram(n: number, k: FusedLossKnobs): FusedProgram {
   const c = lit(k.clipCoef);
   const value = k.clipValueLoss
     ? /* wgsl */ `
-    let delta = v - in_oldV[i];
-    let clippedError = (in_oldV[i] + clamp(delta, -${c}, ${c})) - in_ret[i];
+    let delta = v - in_oldValues[i];
+    let clippedError = (in_oldValues[i] + clamp(delta, -${c}, ${c})) - in_returns[i];
     let clipped = clippedError * clippedError;
     let vTerm = max(unclipped, clipped);
     var vSlope = 0.0;
@@ -49,21 +51,21 @@ fn main(wg: u32, lid: u32) {
   var s = array<f32, 6>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
   for (var i = lid; i < ${n}u; i += ${NT}u) {
     let w = in_valid[i];
-    let logRatio = in_lp[i] - in_oldLp[i];
+    let logRatio = in_newLogProbs[i] - in_oldLogProbs[i];
     let ratio = exp(logRatio);
-    let negAdv = -in_adv[i];
+    let negAdv = -in_advantages[i];
     let pg1 = negAdv * ratio;
     let pg2 = negAdv * clamp(ratio, ${lit(1 - k.clipCoef)}, ${lit(1 + k.clipCoef)});
     // Where the clipped term is the larger one, the policy term is flat in the ratio.
     out_pslope[i] = select(0.0, pg1, pg1 >= pg2);
-    let v = in_v[i];
-    let error = v - in_ret[i];
+    let v = in_newValues[i];
+    let error = v - in_returns[i];
     let unclipped = error * error;${value}
     out_vslope[i] = vSlope;
     s[0] += w;
     s[1] += max(pg1, pg2) * w;
     s[2] += vTerm * w;
-    s[3] += in_ent[i] * w;
+    s[3] += in_entropy[i] * w;
     s[4] += ((ratio - 1.0) - logRatio) * w;
     s[5] += select(0.0, 1.0, abs(ratio - 1.0) > ${c}) * w;
   }
@@ -136,18 +138,19 @@ const knobsOf = (a: tf.NamedAttrMap): FusedLossKnobs => ({
 let registered = false;
 
 /**
- * The PPO loss's [loss, policyLoss, valueLoss, entropy, approxKl, clipFraction, count] (differentiable in the
- * log-probs, entropies and values through the loss entry) from [N] inputs in `INPUTS` order (WebGPU only).
+ * The PPO loss's [loss, policyLoss, valueLoss, entropy, approxKl, clipFraction, count] (differentiable in the new
+ * log-probs, entropies and values through the loss entry) (WebGPU only; check `fusedPpoLossFits`).
  */
-export function fusedPpoLoss(x: Record<(typeof INPUTS)[number], tf.Tensor>, knobs: FusedLossKnobs): tf.Tensor1D {
+export function fusedPpoLoss(x: PpoLossInputs, knobs: FusedLossKnobs): tf.Tensor1D {
   if (!registered) {
     registered = true;
-    registerProgramKernel(FORWARD, (i, a) => forwardProgram(i.lp!.shape[0]!, knobsOf(a)));
+    registerProgramKernel(FORWARD, (i, a) => forwardProgram(i.valid!.shape[0]!, knobsOf(a)));
     registerProgramKernel(BACKWARD, (i, a) => backwardProgram(i.valid!.shape[0]!, knobsOf(a)));
   }
-  const attrs = { ...knobs } as unknown as tf.NamedAttrMap;
-  const lossOf = tf.customGrad((lp, ent, v, save) => {
-    const differentiable = { lp, ent, v } as Record<'lp' | 'ent' | 'v', tf.Tensor>;
+  // Only the knobs: the kernels' cache keys are built from these attributes.
+  const attrs = knobsOf(knobs as unknown as tf.NamedAttrMap) as unknown as tf.NamedAttrMap;
+  const lossOf = tf.customGrad((newLogProbs, entropy, newValues, save) => {
+    const differentiable = { newLogProbs, entropy, newValues } as Record<'newLogProbs' | 'entropy' | 'newValues', tf.Tensor>;
     const [totals, pslope, vslope] = tf.engine().runKernel(FORWARD, { ...x, ...differentiable }, attrs) as tf.Tensor[];
     (save as tf.GradSaveFunc)([pslope!, vslope!, totals!]);
     return {
@@ -156,5 +159,5 @@ export function fusedPpoLoss(x: Record<(typeof INPUTS)[number], tf.Tensor>, knob
         tf.engine().runKernel(BACKWARD, { pslope: ps!, vslope: vs!, valid: x.valid, totals: t!, dy }, attrs) as tf.Tensor[],
     };
   });
-  return lossOf(x.lp, x.ent, x.v) as tf.Tensor1D;
+  return lossOf(x.newLogProbs, x.entropy, x.newValues) as tf.Tensor1D;
 }

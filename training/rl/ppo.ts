@@ -106,16 +106,10 @@ export function ppoLoss(
   s: Pick<PpoSettings, 'clipCoef' | 'clipValueLoss' | 'vfCoef' | 'entCoef'>,
 ): PpoLossResult {
   return tf.tidy(() => {
-    const all = fusedKernelsActive() && fusedPpoLossFits() ? fusedLoss(x, s) : opsLoss(x, s);
+    const all = fusedKernelsActive() && fusedPpoLossFits() ? fusedPpoLoss(x, s) : opsLoss(x, s);
     return { loss: tf.reshape(tf.slice(all, [0], [1]), []) as tf.Scalar, stats: tf.slice(all, [1], [LOSS_STATS.length]) as tf.Tensor1D };
   });
 }
-
-const fusedLoss = (x: PpoLossInputs, s: FusedLossKnobs) =>
-  fusedPpoLoss(
-    { lp: x.newLogProbs, ent: x.entropy, v: x.newValues, oldLp: x.oldLogProbs, oldV: x.oldValues, adv: x.advantages, ret: x.returns, valid: x.valid },
-    { clipCoef: s.clipCoef, clipValueLoss: s.clipValueLoss, vfCoef: s.vfCoef, entCoef: s.entCoef },
-  );
 
 /** [loss, ...stats] in tfjs ops, with the gradient written out (one output, so the statistics leave the custom-gradient op). */
 function opsLoss(x: PpoLossInputs, s: FusedLossKnobs): tf.Tensor1D {
