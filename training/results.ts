@@ -5,11 +5,11 @@
  * it took. `renderResultsSection` turns every such folder into Markdown; `updateReadme` writes that between the
  * README's marker comments, so every figure in the README comes from a committed file a command regenerates.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, platform, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../util/files.js';
+import { subfolders, writeFileAtomic } from '../util/files.js';
 
 /** One command's contribution to a results folder. */
 export const CommandRecordSchema = z.object({
@@ -82,12 +82,8 @@ function demote(markdown: string, levels: number): string {
  */
 export function renderResultsSection(resultsDir: string, linkBase: string): string {
   if (!existsSync(resultsDir)) throw new Error(`No results folder at ${resultsDir}: run a command with --results ${resultsDir}/<name> first.`);
-  const folders = readdirSync(resultsDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort();
   const out: string[] = [];
-  for (const name of folders) {
+  for (const name of subfolders(resultsDir)) {
     const dir = join(resultsDir, name);
     const record = readRecord(dir);
     if (!record) continue;

@@ -119,3 +119,8 @@ export function cleanStaleTemporaries(folder: string): string[] {
   for (const f of stale) rmSync(join(folder, f), { recursive: true, force: true });
   return stale;
 }
+
+/** The names of `dir`'s subfolders, sorted ([] when `dir` does not exist). */
+export function subfolders(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort() : [];
+}

@@ -4,15 +4,12 @@
  * are read from the trials' own metrics (`<out>/runs/<env>/<core>/s<seed>/metrics.jsonl`), so `hqlt plot --suite`
  * can draw them for any suite folder, finished or not.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../util/files.js';
+import { subfolders, writeFileAtomic } from '../../util/files.js';
 import { curvesToCsv, plotGroups, readCurve, type CurvePoint } from '../plot.js';
-import { meanStdCell, toCsv, writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
+import { meanStd, meanStdCell, toCsv, writeResultsTable, type Cell, type ResultsTable } from '../results-table.js';
 import { suiteTable, type SuiteCell, type SuiteOptions } from './suite.js';
-
-const subfolders = (dir: string) =>
-  existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort() : [];
 
 /** The trial folders of a suite folder, optionally only some envs and cores: env, core, seed label, folder. */
 export function suiteTrialDirs(out: string, filter: { envs?: string[]; cores?: string[] } = {}): { env: string; core: string; run: string; dir: string }[] {
@@ -53,8 +50,6 @@ function tail(points: CurvePoint[], share: number): number[] {
   return sorted.slice(Math.max(0, sorted.length - Math.max(1, Math.round(share * sorted.length)))).map((p) => p.y);
 }
 
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-
 /**
  * Success rate per env × core over seeds, %: at the end of training (the mean of a run's last 10% of updates) and
  * the best update, each as mean ± std over the seeds; from `successRate` curve points.
@@ -67,7 +62,7 @@ export function successTable(points: CurvePoint[], cores: string[]): ResultsTabl
     cores.map((core): Cell[] => {
       const mine = success.filter((p) => p.group === core && p.metric === `${env}: successRate`);
       const runs = [...new Set(mine.map((p) => p.run))].map((run) => mine.filter((p) => p.run === run));
-      const final = runs.map((r) => 100 * mean(tail(r, 0.1)));
+      const final = runs.map((r) => 100 * meanStd(tail(r, 0.1)).mean);
       const best = runs.map((r) => 100 * Math.max(...r.map((p) => p.y)));
       return [env, core, String(runs.length), meanStdCell(final), meanStdCell(best)];
     }),
