@@ -10,6 +10,7 @@ import { sliceState } from '../memory/state.js';
 import { Adam } from '../training/optim.js';
 import { parseTrainConfig, ppoSettings } from '../training/rl/config.js';
 import { LOSS_STATS, ppoLoss, PpoTrainer, type PpoLossInputs, type PpoSettings } from '../training/rl/ppo.js';
+import { randomLossInputs } from './fixtures/ppo-loss.js';
 import { computeGae, createBuffer, DeviceRollout, disposeMinibatch, normalizedAdvantages, sequenceMinibatches } from '../training/rl/rollout.js';
 import { cueVectorEnv, ElmanCore, testRng } from './ppo-fixtures.js';
 
@@ -217,18 +218,8 @@ describe('PPO loss', () => {
     };
     const rng = makeRng('ppo-loss-grad');
     const N = 200;
-    const t = (f: () => number) => tf.tensor1d(Array.from({ length: N }, f));
     for (const clipValueLoss of [true, false]) {
-      const x: PpoLossInputs = {
-        newLogProbs: t(() => -1 + rng() * 0.8 - 0.4), // ratios from 0.67 to 1.5: inside and outside the clip range
-        oldLogProbs: t(() => -1),
-        advantages: t(() => rng() * 4 - 2),
-        newValues: t(() => rng() * 2 - 1),
-        oldValues: t(() => rng() * 2 - 1),
-        returns: t(() => rng() * 2 - 1),
-        entropy: t(() => rng()),
-        valid: t(() => (rng() < 0.8 ? 1 : 0)),
-      };
+      const x = randomLossInputs(rng, N);
       const s = { clipCoef: 0.2, clipValueLoss, vfCoef: 0.5, entCoef: 0.01 };
       const ours = tf.grads((lp, ent, v) => ppoLoss({ ...x, newLogProbs: lp, entropy: ent, newValues: v } as PpoLossInputs, s).loss);
       const theirs = tf.grads((lp, ent, v) => reference(lp as tf.Tensor1D, ent as tf.Tensor1D, v as tf.Tensor1D, x, s));

@@ -19,6 +19,7 @@ import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
 import { picksSplitK } from '../memory/webgpu/matmul.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
+import { randomLossInputs } from './fixtures/ppo-loss.js';
 import { makeDistribution } from '../agents/distributions.js';
 import { Discrete, MultiDiscrete } from '../envs/spaces.js';
 
@@ -291,18 +292,8 @@ function ppoLossCase(seed: number): Case {
     run: async () => {
       const rng = makeRng(`ppo-loss/${seed}`);
       const n = pick(rng, [1, 37, 256, 257, 700, 3000]);
-      const none = seed === 5;
-      const t = (f: () => number) => tf.tensor1d(Float32Array.from({ length: n }, f));
-      const x: PpoLossInputs = {
-        newLogProbs: t(() => -1 + rng() * 0.8 - 0.4),
-        oldLogProbs: t(() => -1),
-        advantages: t(() => rng() * 4 - 2),
-        newValues: t(() => rng() * 2 - 1),
-        oldValues: t(() => rng() * 2 - 1),
-        returns: t(() => rng() * 2 - 1),
-        entropy: t(() => rng()),
-        valid: t(() => (!none && rng() < 0.8 ? 1 : 0)),
-      };
+      // Seed 5: no valid step at all.
+      const x = randomLossInputs(rng, n, seed === 5 ? 0 : 0.8);
       const s = { clipCoef: 0.1 + 0.2 * rng(), clipValueLoss: seed % 2 === 0, vfCoef: 0.5, entCoef: 0.01 };
       const f = (lp: tf.Tensor, ent: tf.Tensor, v: tf.Tensor) => ppoLoss({ ...x, newLogProbs: lp, entropy: ent, newValues: v } as PpoLossInputs, s);
       const out = f(x.newLogProbs, x.entropy, x.newValues);
