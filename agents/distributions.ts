@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Box, Discrete, MultiBinary, MultiDiscrete, type Space } from '../envs/spaces.js';
 import { randn } from '../util/random.js';
 import { fusedKernelsActive } from '../memory/webgpu/index.js';
+import { oneHotFloat } from '../memory/ops.js';
 import { fusedCategorical, fusedCategoricalFits } from './fused-categorical.js';
 
 /** Host-side samples for a batch: rows of `actionDim` floats and their log-probabilities. */
@@ -73,14 +74,8 @@ class MultiCategorical implements ActionDistribution {
   private oneHots(actions: tf.Tensor2D): tf.Tensor2D[] {
     const idx = tf.cast(actions, 'int32');
     const cols = this.nvec.length === 1 ? [idx] : tf.split(idx, this.nvec.length, 1);
-    // Cast once here rather than in every product with them. Not tf.oneHot's float32 dtype: the wasm backend (tfjs
-    // 4.22) writes int32 bits into such a tensor, so every one-hot reads as ~1e-45.
-    return cols.map((c, i) => {
-      const flat = tf.reshape(c, [-1]) as tf.Tensor1D;
-      // tf.oneHot refuses a depth of 1 (a component with a single choice).
-      const hot = this.nvec[i] === 1 ? tf.expandDims(tf.equal(flat, 0), 1) : tf.oneHot(flat, this.nvec[i]);
-      return tf.cast(hot, 'float32') as tf.Tensor2D;
-    });
+    // Float once here rather than cast in every product with them.
+    return cols.map((c, i) => oneHotFloat(tf.reshape(c, [-1]) as tf.Tensor1D, this.nvec[i]));
   }
   logProb(params: tf.Tensor2D, actions: tf.Tensor2D): tf.Tensor1D {
     if (useFusedKernel()) return fusedCategorical(params, this.nvec, 'logProb', actions);

@@ -74,6 +74,15 @@ export function affine<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D, b: tf
   });
 }
 
+/**
+ * A float32 one-hot matrix [N, depth] of indices [N] (an index outside [0, depth) gives a zero row). Not tf.oneHot's
+ * float32 dtype: the wasm backend (tfjs 4.22) writes int32 bits into such a tensor, so every one reads as ~1e-45.
+ * tf.oneHot also refuses a depth of 1 (a categorical component with a single choice).
+ */
+export function oneHotFloat(indices: tf.Tensor1D, depth: number): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(depth === 1 ? tf.expandDims(tf.equal(indices, 0), 1) : tf.oneHot(indices, depth), 'float32') as tf.Tensor2D);
+}
+
 /** RMSNorm over the last axis with a learned scale (eps inside the square root, as PyTorch's RMSNorm). */
 export function rmsNorm<R extends tf.Rank>(x: tf.Tensor<R>, weight: tf.Tensor1D, eps = 1e-5): tf.Tensor<R> {
   if (fusedKernelsActive()) return fusedRmsNorm(x, weight, eps);

@@ -12,7 +12,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { MemoryCore, NamedWeight } from '../../memory/core.js';
-import { linear } from '../../memory/ops.js';
+import { linear, oneHotFloat } from '../../memory/ops.js';
 import { deriveSeed, makeRng, type Rng } from '../../util/random.js';
 import { createCore, resolveCoreConfig } from '../../memory/registry.js';
 import { encodeSafetensors, readSafetensors, type FloatTensor } from '../../util/safetensors.js';
@@ -25,10 +25,6 @@ import { Adam, globalNormScale } from '../optim.js';
 import { lockRunDir, type RunLock } from '../../util/run-lock.js';
 import { makeTask, NO_LABEL, TASK_NAMES, type Sample, type SequenceTask } from './tasks/index.js';
 
-/** A float one-hot matrix. (The wasm backend returns all zeros for oneHot's float32 dtype, hence the cast.) */
-function oneHotFloat(indices: tf.Tensor1D, depth: number): tf.Tensor2D {
-  return tf.tidy(() => tf.cast(tf.oneHot(indices, depth), 'float32') as tf.Tensor2D);
-}
 
 /** A core wrapped with an input embedding and an output head. */
 export class SequenceModel {
