@@ -7,12 +7,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { fits, registerProgramKernel, type FusedProgram } from '../../memory/webgpu/runner.js';
 import { lit } from '../../memory/webgpu/wgsl.js';
-import type { PpoLossInputs } from './ppo.js';
 
 const FORWARD = 'HqltPpoLoss';
 const BACKWARD = 'HqltPpoLossGrad';
 const NT = 256;
-/** `PpoLossInputs`' fields, as the forward kernel binds them. */
+/** `PpoLossInputs`' fields (ppo.ts), as the forward kernel binds them. */
 const INPUTS = ['newLogProbs', 'entropy', 'newValues', 'oldLogProbs', 'oldValues', 'advantages', 'returns', 'valid'] as const;
 /** Forward outputs: [loss, policyLoss, valueLoss, entropy, approxKl, clipFraction, count], then the two slopes. */
 const TOTALS = 7;
@@ -141,7 +140,7 @@ let registered = false;
  * The PPO loss's [loss, policyLoss, valueLoss, entropy, approxKl, clipFraction, count] (differentiable in the new
  * log-probs, entropies and values through the loss entry) (WebGPU only; check `fusedPpoLossFits`).
  */
-export function fusedPpoLoss(x: PpoLossInputs, knobs: FusedLossKnobs): tf.Tensor1D {
+export function fusedPpoLoss(x: Record<(typeof INPUTS)[number], tf.Tensor>, knobs: FusedLossKnobs): tf.Tensor1D {
   if (!registered) {
     registered = true;
     registerProgramKernel(FORWARD, (i, a) => forwardProgram(i.valid!.shape[0]!, knobsOf(a)));
