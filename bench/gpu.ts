@@ -15,7 +15,7 @@
  * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k); the same kernel counts and tokens/s
  * for a 2-layer GRU (target ≥ 500k). --figures-only stops after them;
  * --smoke measures the throughput at a small size instead (for a software adapter). --profile first prints where
- * one forward+backward of that HQLT-sync core spends its time, per kernel name (GPU timestamps where the device has
+ * one forward+backward of that HQLT-sync core (at --profile-batch streams, default 64) spends its time, per kernel name (GPU timestamps where the device has
  * them, and each kernel call replayed in isolation).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -161,6 +161,7 @@ const { values } = parseArgs({
     'figures-only': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    'profile-batch': { type: 'string', default: '64' },
     backend: { type: 'string', default: 'webgpu' },
     check: { type: 'boolean', default: false },
     sizes: { type: 'string', default: 'small,batch10' },
@@ -224,6 +225,7 @@ async function profileTraining(size: { batch: number; seqLen: number; dim: numbe
   const p = await profileKernels(pass);
   console.log(`\n--profile: ${name}: ${p.wallMs.toFixed(2)} ms per pass (wall, awaited) = ${Math.round((B * T) / (p.wallMs / 1000))} tokens/s`);
   if (p.timestamps) console.log(`GPU time per kernel name (timestamp queries, one pass):\n${formatKernelTimes(p.timestamps)}`);
+  if (p.timestampsByShape) console.log(`GPU time per kernel name and input shapes:\n${formatKernelTimes(p.timestampsByShape, 20)}`);
   else console.log(`GPU timestamps: not available on this device (${tf.getBackend()}${tf.getBackend() === 'webgpu' ? ", no 'timestamp-query' feature" : ''}); isolated timings only.`);
   console.log(`Each kernel call replayed in isolation (wall time per call up to a readback, times calls):\n${formatKernelTimes(p.isolated)}`);
   report.profile = { size: name, wallMs: p.wallMs, timestampsAvailable: timestampsAvailable(), timestamps: p.timestamps, isolated: p.isolated };
@@ -233,7 +235,9 @@ async function profileTraining(size: { batch: number; seqLen: number; dim: numbe
 }
 
 if (values.profile) {
-  await profileTraining(values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 });
+  const batch = Number(values['profile-batch']);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`--profile-batch takes a positive integer, got '${values['profile-batch']}'`);
+  await profileTraining(values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch, seqLen: 256, dim: 256, window: 64 });
 }
 
 const figures: Record<string, unknown>[] = [];

@@ -17,7 +17,7 @@ import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
-import { picksSplitK } from '../memory/webgpu/matmul.js';
+import { innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { randomLossInputs } from './fixtures/ppo-loss.js';
 import { makeDistribution } from '../agents/distributions.js';
@@ -429,27 +429,79 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     expect(tf.memory().numTensors).toBe(tensors);
   });
 
-  it('weight-gradient products (few outputs, long inner dimension) avoid the atomic split-K program: same bits every run', async () => {
-    const backend = tf.backend() as unknown as { recordAndSubmit: (program: object, ...a: unknown[]) => void };
+  it('weight-gradient products (few outputs, long inner dimension) are split along the inner dimension, never atomic: right and the same bits every run', async () => {
+    const backend = tf.backend() as unknown as { recordAndSubmit: (program: object, ...a: unknown[]) => void; thresholdToIncreaseWorkgroups: number };
     const record = backend.recordAndSubmit;
     const programs: string[] = [];
-    backend.recordAndSubmit = (program, ...a) => (programs.push(program.constructor.name), record.call(backend, program, ...a));
+    backend.recordAndSubmit = (program, ...a) => (programs.push((program as { key?: string }).key ?? program.constructor.name), record.call(backend, program, ...a));
     const rng = makeRng('split-k');
-    const [x, dy] = [hostTensor(rng, [4096, 24]), hostTensor(rng, [4096, 40])];
     try {
-      expect(picksSplitK(x.shape, dy.shape, true, false, (tf.backend() as unknown as { thresholdToIncreaseWorkgroups: number }).thresholdToIncreaseWorkgroups)).toBe(true);
-      const runs: Float32Array[] = [];
-      for (let i = 0; i < 3; i++) {
-        const dw = tf.matMul(x, dy, true, false);
-        runs.push((await dw.data()) as Float32Array);
-        dw.dispose();
+      // 8,192 steps: split in 32 chunks and summed in order; 4,098 (no factor 4): tfjs' small-output program.
+      for (const [inner, split] of [[8192, 32], [4098, 1]] as const) {
+        const [m, n] = [24, 40];
+        expect(innerSplits(inner, m, n)).toBe(split);
+        expect(picksSplitK([inner, m], [inner, n], true, false, backend.thresholdToIncreaseWorkgroups)).toBe(true);
+        const [x, dy] = [hostTensor(rng, [inner, m]), hostTensor(rng, [inner, n])];
+        const [xs, dys] = [(await x.data()) as Float32Array, (await dy.data()) as Float32Array];
+        programs.length = 0;
+        const runs: Float32Array[] = [];
+        for (let i = 0; i < 3; i++) {
+          const dw = tf.matMul(x, dy, true, false);
+          runs.push((await dw.data()) as Float32Array);
+          dw.dispose();
+        }
+        expect(programs).not.toContain('MatMulSplitKProgram');
+        expect(programs.some((p) => p.startsWith('HqltSumParts'))).toBe(split > 1);
+        expect(runs[1]).toEqual(runs[0]);
+        expect(runs[2]).toEqual(runs[0]);
+        // Against the product summed in float64 on the host, relative to the sum of the terms' magnitudes (the
+        // scale of a float32 sum's rounding error).
+        let worst = 0;
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) {
+            let [ref, scale] = [0, 0];
+            for (let t = 0; t < inner; t++) {
+              const term = xs[t * m + i]! * dys[t * n + j]!;
+              ref += term;
+              scale += Math.abs(term);
+            }
+            worst = Math.max(worst, Math.abs(runs[0]![i * n + j]! - ref) / scale);
+          }
+        expect(worst).toBeLessThan(1e-5);
+        tf.dispose([x, dy]);
       }
-      expect(programs).not.toContain('MatMulSplitKProgram');
-      expect(runs[1]).toEqual(runs[0]);
-      expect(runs[2]).toEqual(runs[0]);
     } finally {
       backend.recordAndSubmit = record;
-      tf.dispose([x, dy]);
+    }
+  });
+
+  it('input-gradient products A·Bᵀ with a small B run untransposed on a transposed copy of B (vec4 loads): right to 1e-5', async () => {
+    const backend = tf.backend() as unknown as { recordAndSubmit: (program: object, ...a: unknown[]) => void };
+    const record = backend.recordAndSubmit;
+    const programs: object[] = [];
+    backend.recordAndSubmit = (program, ...a) => (programs.push(program), record.call(backend, program, ...a));
+    const rng = makeRng('transposed-b');
+    const [rows, inner, n] = [4096, 24, 40];
+    const [dy, w] = [hostTensor(rng, [rows, inner]), hostTensor(rng, [n, inner])];
+    try {
+      expect(transposesSmallB(dy.shape, w.shape, false, true)).toBe(true);
+      expect(transposesSmallB([rows, 22], [n, 22], false, true)).toBe(false); // no vec4 loads for widths not /4
+      const dx = tf.matMul(dy, w, false, true);
+      const [got, a, b] = [await dx.data(), await dy.data(), await w.data()];
+      dx.dispose();
+      const matMuls = programs.filter((p) => p.constructor.name === 'MatMulPackedProgram') as { transposeB: boolean; isVec4: boolean }[];
+      expect(matMuls.map((p) => [p.transposeB, p.isVec4])).toEqual([[false, true]]);
+      let worst = 0;
+      for (let i = 0; i < rows; i++)
+        for (let j = 0; j < n; j++) {
+          let ref = 0;
+          for (let k = 0; k < inner; k++) ref += a[i * inner + k]! * b[j * inner + k]!;
+          worst = Math.max(worst, Math.abs(got[i * n + j]! - ref) / Math.max(1, Math.abs(ref)));
+        }
+      expect(worst).toBeLessThan(1e-5);
+    } finally {
+      backend.recordAndSubmit = record;
+      tf.dispose([dy, w]);
     }
   });
 

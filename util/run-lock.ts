@@ -2,7 +2,9 @@
  * One writer per run folder: a lock file `<run>/run.lock` holding the owner's pid, host, start time and command,
  * created with O_EXCL so only one of two processes starting at once can make it. A lock whose pid is no longer
  * alive on this host (a run killed with kill -9, a power cut) is stale and taken over; a lock from another host
- * cannot be checked and is reported with how to remove it.
+ * cannot be checked and is reported with how to remove it. A suite's trial process records its parent: when the
+ * suite was killed (kill -9), its trial processes exit at their next event-loop turn, which under load can be
+ * seconds after a re-run starts, so a lock held by such an orphan is waited for (up to ORPHAN_WAIT_MS).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -18,7 +20,12 @@ export interface LockOwner {
   /** ISO time the lock was taken. */
   started: string;
   command: string;
+  /** The pid of the process that forked this one with an IPC channel (a suite's trial process), if any. */
+  parent?: number;
 }
+
+/** How long a lock held by an orphaned trial process (its parent gone) is waited for. */
+export const ORPHAN_WAIT_MS = 30_000;
 
 export interface RunLock {
   readonly path: string;
@@ -46,11 +53,33 @@ function readOwner(path: string): LockOwner | 'missing' | 'unreadable' {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: the process exists but belongs to another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !zombie(pid);
+}
+
+/**
+ * Whether pid has exited but not been reaped (Linux; elsewhere false). Such a process holds nothing, yet signal 0
+ * still reaches it: in a container whose init does not reap, a killed run's process can stay a zombie for good.
+ */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Waits (blocking, up to ORPHAN_WAIT_MS) for an orphaned trial process holding a lock to exit. */
+function waitForExit(owner: LockOwner): void {
+  console.warn(`Note: waiting for pid ${owner.pid} (a trial process of a suite that is gone) to exit and release its lock.`);
+  const end = Date.now() + ORPHAN_WAIT_MS;
+  while (alive(owner.pid) && Date.now() < end) sleepSync(50);
 }
 
 const same = (a: LockOwner, b: LockOwner) => a.pid === b.pid && a.host === b.host && a.started === b.started;
@@ -62,6 +91,7 @@ const same = (a: LockOwner, b: LockOwner) => a.pid === b.pid && a.host === b.hos
 export function lockRunDir(runDir: string): RunLock {
   const path = join(runDir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
+  if (process.send) me.parent = process.ppid;
   for (let attempt = 0; ; attempt++) {
     try {
       writeFileSync(path, JSON.stringify(me) + '\n', { flag: 'wx' });
@@ -73,7 +103,7 @@ export function lockRunDir(runDir: string): RunLock {
     if (owner === 'missing' && attempt < 3) continue; // released between our attempt and the read: try again
     if (owner === 'unreadable' && attempt < 3) {
       // Most likely just created and not yet written by its owner: look again shortly.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      sleepSync(20);
       continue;
     }
     if (owner === 'missing' || owner === 'unreadable') {
@@ -81,7 +111,9 @@ export function lockRunDir(runDir: string): RunLock {
         `${runDir} is locked by ${path}, which cannot be read. If no other hqlt process is using this run, delete that file and try again.`,
       );
     }
-    const stale = owner.host === me.host && owner.pid !== process.pid && !alive(owner.pid);
+    const local = owner.host === me.host && owner.pid !== process.pid;
+    if (local && owner.parent !== undefined && !alive(owner.parent) && alive(owner.pid)) waitForExit(owner);
+    const stale = local && !alive(owner.pid);
     if (!stale || attempt >= 3) {
       const where = owner.host === me.host ? '' : ` on host ${owner.host}`;
       const who = owner.pid === process.pid && !where ? 'another run in this process' : 'another hqlt process';

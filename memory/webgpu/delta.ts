@@ -37,7 +37,11 @@ export interface DeltaRuleInputs {
 
 const INPUTS = ['q', 'k', 'v', 'beta', 'w0', 'keep'] as const;
 const threads = (d: Pick<Dims, 'K' | 'V'>) => workgroupFor(Math.max(d.K, d.V));
-const sharedBytes = (d: Pick<Dims, 'K' | 'V'>) => 4 * (d.V * (d.K + 1) + 4 * d.K + 5 * d.V);
+/** vec4s per row of W (zero-padded), and the row stride: odd, so the 8 invocations of a 16-byte access phase
+ * reading consecutive rows hit distinct shared-memory banks. */
+const K4 = (K: number) => Math.ceil(K / 4);
+const KP = (K: number) => (K4(K) % 2 === 0 ? K4(K) + 1 : K4(K));
+const sharedBytes = (d: Pick<Dims, 'K' | 'V'>) => 16 * (d.V * KP(d.K) + 4 * K4(d.K)) + 4 * 5 * d.V;
 
 /** Whether the kernels fit the active device for per-head widths K and V. */
 export function deltaRuleFits(K: number, V: number): boolean {
@@ -50,6 +54,19 @@ function dimsOf(q: tf.TensorInfo, v: tf.TensorInfo): Dims {
   return { B, T, H, K, V: v.shape[3]! };
 }
 
+/** WGSL loop filling W from a flat row-major V×K buffer (components past K zero). */
+function loadW(buffer: string, d: Pick<Dims, 'K' | 'V'>, NT: number): string {
+  return /* wgsl */ `  ${strided('e', d.V * K4(d.K), NT)} {
+    let v = e / K4;
+    let c = e % K4;
+    var x = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+      if (4u * c + k < ${d.K}u) { x[k] = ${buffer}[head * ${d.V * d.K}u + v * ${d.K}u + 4u * c + k]; }
+    }
+    W[v * KP + c] = x;
+  }`;
+}
+
 /** WGSL shared by both programs: layout helpers, per-step loads and the forward sweep. */
 function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
   const { T, H, K, V } = d;
@@ -57,13 +74,15 @@ function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
     store === 'reads' ? `out_o[vAt(t) + v] = o * r.x * ${lit(1 / Math.sqrt(K))};` : 'out_delta[sAt(t) + v] = delta;';
   return /* wgsl */ `
 ${ACTIVATIONS}
-// Rows padded to K + 1: invocation v walks row v, and with a stride of K (a multiple of 32 for the usual widths)
-// all of a warp's accesses fall in one shared-memory bank (a 32-way conflict on every W access).
-var<workgroup> W: array<f32, ${V * (K + 1)}>;
-var<workgroup> sfq: array<f32, ${K}>;
-var<workgroup> sfk: array<f32, ${K}>;
-var<workgroup> sdq: array<f32, ${K}>;
-var<workgroup> sdk: array<f32, ${K}>;
+// W as vec4 rows: invocation v walks row v four elements per load (row loops); column loops read one component.
+// Components past K are zero in W and in the φ vectors, so they add nothing.
+const K4 = ${K4(K)}u;
+const KP = ${KP(K)}u;
+var<workgroup> W: array<vec4<f32>, ${V * KP(K)}>;
+var<workgroup> sfq: array<vec4<f32>, ${K4(K)}>;
+var<workgroup> sfk: array<vec4<f32>, ${K4(K)}>;
+var<workgroup> sdq: array<vec4<f32>, ${K4(K)}>;
+var<workgroup> sdk: array<vec4<f32>, ${K4(K)}>;
 var<workgroup> sv: array<f32, ${V}>;
 var<workgroup> sa: array<f32, ${V}>;
 var<workgroup> sb: array<f32, ${V}>;
@@ -82,15 +101,26 @@ fn sAt(t: u32) -> u32 { return (head * ${T}u + t) * ${V}u; }
 
 /** SiLU of the step's raw query and key into sfq, sfk; values into sv. */
 fn load(t: u32, lid: u32) {
-  ${strided('i', K, NT)} {
-    sfq[i] = silu_(in_q[kAt(t) + i]);
-    sfk[i] = silu_(in_k[kAt(t) + i]);
+  ${strided('c', K4(K), NT)} {
+    var a = vec4<f32>(0.0);
+    var b = vec4<f32>(0.0);
+    for (var x = 0u; x < 4u; x++) {
+      let i = 4u * c + x;
+      if (i < ${K}u) {
+        a[x] = silu_(in_q[kAt(t) + i]);
+        b[x] = silu_(in_k[kAt(t) + i]);
+      }
+    }
+    sfq[c] = a;
+    sfk[c] = b;
   }
   ${strided('v', V, NT)} { sv[v] = in_v[vAt(t) + v]; }
 }
 
-/** W's padded index of element e of a row-major V×K matrix. */
-fn wAt(e: u32) -> u32 { return (e / ${K}u) * ${K + 1}u + e % ${K}u; }
+/** Element j of row v of W (column loops). */
+fn wGet(v: u32, j: u32) -> f32 { return W[v * KP + j / 4u][j % 4u]; }
+/** Element j of a φ vector. */
+fn at4(x: vec4<f32>, j: u32) -> f32 { return x[j % 4u]; }
 
 /**
  * 1/|SiLU(q_t)| and 1/|SiLU(k_t)| (φ = SiLU(x) times this) of every step into the scratch rn [B, H, T, 2], in
@@ -113,8 +143,10 @@ fn computeNorms(lid: u32) {
 fn norms(t: u32) -> vec2<f32> { return vec2<f32>(out_rn[(head * ${T}u + t) * 2u], out_rn[(head * ${T}u + t) * 2u + 1u]); }
 
 fn loadState(lid: u32) {
-  ${strided('e', V * K, NT)} { W[wAt(e)] = in_w0[head * ${V * K}u + e]; }
+${loadW('in_w0', d, NT)}
 }
+/** W out to a flat row-major V×K buffer. */
+fn wFlat(e: u32) -> f32 { return wGet(e / ${K}u, e % ${K}u); }
 
 /** The forward recurrence; writes the reads (o) or, for the backward pass, every δ_t. */
 fn forwardSweep(lid: u32) {
@@ -129,13 +161,13 @@ fn forwardSweep(lid: u32) {
     let beta = in_beta[hAt(t)];
     ${strided('v', V, NT)} {
       var u = 0.0;
-      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K + 1}u + j] * sfk[j]; }
+      for (var c = 0u; c < K4; c++) { u += dot(W[v * KP + c], sfk[c]); }
       let delta = beta * (sv[v] - keep * r.y * u);
       var o = 0.0;
-      for (var j = 0u; j < ${K}u; j++) {
-        let w = keep * W[v * ${K + 1}u + j] + delta * r.y * sfk[j];
-        W[v * ${K + 1}u + j] = w;
-        o += w * sfq[j];
+      for (var c = 0u; c < K4; c++) {
+        let w = keep * W[v * KP + c] + delta * r.y * sfk[c];
+        W[v * KP + c] = w;
+        o += dot(w, sfq[c]);
       }
       ${write}
     }
@@ -155,7 +187,7 @@ fn main(wg: u32, lid: u32) {
   h = wg % ${H}u;
   head = wg;
   forwardSweep(lid);
-  ${strided('e', V * K, NT)} { out_wT[head * ${V * K}u + e] = W[wAt(e)]; }
+  ${strided('e', V * K, NT)} { out_wT[head * ${V * K}u + e] = wFlat(e); }
 }
 `;
   return {
@@ -190,7 +222,7 @@ fn main(wg: u32, lid: u32) {
 
   // 2. Reverse sweep over dW: dW_t += s dO_t φ(q_t)ᵀ, dδ_t = dW_t φ(k_t), dφ(k_t) ⊇ dW_tᵀ δ_t,
   //    dW_{t-1} = keep (dW_t − β dδ_t φ(k_t)ᵀ).
-  ${strided('e', V * K, NT)} { W[wAt(e)] = in_dwT[head * ${V * K}u + e]; }
+${loadW('in_dwT', d, NT)}
   for (var n = 0u; n < ${T}u; n++) {
     let t = ${T - 1}u - n;
     workgroupBarrier();
@@ -206,10 +238,10 @@ fn main(wg: u32, lid: u32) {
     ${strided('v', V, NT)} {
       let g = sa[v] * ${scale} * r.x;
       var dd = 0.0;
-      for (var j = 0u; j < ${K}u; j++) {
-        let dw = W[v * ${K + 1}u + j] + g * sfq[j];
-        W[v * ${K + 1}u + j] = dw;
-        dd += dw * sfk[j];
+      for (var c = 0u; c < K4; c++) {
+        let dw = W[v * KP + c] + g * sfq[c];
+        W[v * KP + c] = dw;
+        dd += dot(dw, sfk[c]);
       }
       dd *= r.y;
       sb[v] = dd;
@@ -219,17 +251,17 @@ fn main(wg: u32, lid: u32) {
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K + 1}u + j] * sdl[v]; }
+      for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sdl[v]; }
       out_dk[kAt(t) + j] = a;
     }
     workgroupBarrier();
     ${strided('v', V, NT)} {
-      let c = beta * sb[v] * r.y;
-      for (var j = 0u; j < ${K}u; j++) { W[v * ${K + 1}u + j] = keep * (W[v * ${K + 1}u + j] - c * sfk[j]); }
+      let cb = beta * sb[v] * r.y;
+      for (var c = 0u; c < K4; c++) { W[v * KP + c] = keep * (W[v * KP + c] - cb * sfk[c]); }
     }
   }
   workgroupBarrier();
-  ${strided('e', V * K, NT)} { out_dw0[head * ${V * K}u + e] = W[wAt(e)]; }
+  ${strided('e', V * K, NT)} { out_dw0[head * ${V * K}u + e] = wFlat(e); }
   storageBarrier();
 
   // 3. Forward sweep rebuilding W: dφ(k_t) −= β keep W_{t-1}ᵀ dδ_t, dβ_t = dδ_t · (v_t − u_t),
@@ -249,25 +281,25 @@ fn main(wg: u32, lid: u32) {
     let beta = in_beta[hAt(t)];
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K + 1}u + j] * sb[v]; }
-      sdk[j] = out_dk[kAt(t) + j] - beta * keep * a;
+      for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sb[v]; }
+      sdk[j / 4u][j % 4u] = out_dk[kAt(t) + j] - beta * keep * a;
     }
     ${strided('v', V, NT)} {
       var u = 0.0;
-      for (var j = 0u; j < ${K}u; j++) { u += W[v * ${K + 1}u + j] * sfk[j]; }
+      for (var c = 0u; c < K4; c++) { u += dot(W[v * KP + c], sfk[c]); }
       let e = sv[v] - keep * r.y * u;
       se[v] = sb[v] * e;
       sdl[v] = beta * e;
     }
     workgroupBarrier();
     ${strided('v', V, NT)} {
-      for (var j = 0u; j < ${K}u; j++) { W[v * ${K + 1}u + j] = keep * W[v * ${K + 1}u + j] + sdl[v] * r.y * sfk[j]; }
+      for (var c = 0u; c < K4; c++) { W[v * KP + c] = keep * W[v * KP + c] + sdl[v] * r.y * sfk[c]; }
     }
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += W[v * ${K + 1}u + j] * sa[v]; }
-      sdq[j] = a * ${scale};
+      for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sa[v]; }
+      sdq[j / 4u][j % 4u] = a * ${scale};
     }
     workgroupBarrier();
     if (lid == 0u) {
@@ -277,12 +309,12 @@ fn main(wg: u32, lid: u32) {
     }
     var pq = 0.0;
     var pk = 0.0;
-    for (var i = 0u; i < ${K}u; i++) { pq += sfq[i] * sdq[i]; pk += sfk[i] * sdk[i]; }
+    for (var c = 0u; c < K4; c++) { pq += dot(sfq[c], sdq[c]); pk += dot(sfk[c], sdk[c]); }
     pq *= r.x;
     pk *= r.y;
     ${strided('j', K, NT)} {
-      out_dq[kAt(t) + j] = (sdq[j] - sfq[j] * r.x * pq) * r.x * dsilu(in_q[kAt(t) + j]);
-      out_dk[kAt(t) + j] = (sdk[j] - sfk[j] * r.y * pk) * r.y * dsilu(in_k[kAt(t) + j]);
+      out_dq[kAt(t) + j] = (at4(sdq[j / 4u], j) - at4(sfq[j / 4u], j) * r.x * pq) * r.x * dsilu(in_q[kAt(t) + j]);
+      out_dk[kAt(t) + j] = (at4(sdk[j / 4u], j) - at4(sfk[j / 4u], j) * r.y * pk) * r.y * dsilu(in_k[kAt(t) + j]);
     }
   }
 }

@@ -21,6 +21,8 @@ export interface KernelProfile {
   wallMs: number;
   /** Per kernel name from GPU timestamps, sorted by time; null when the device has no timestamp queries. */
   timestamps: KernelTime[] | null;
+  /** Per kernel name and input shapes from GPU timestamps (which product shapes cost the time), sorted by time. */
+  timestampsByShape: KernelTime[] | null;
   /** Per kernel name from the isolated replay, sorted by time. */
   isolated: KernelTime[];
 }
@@ -133,16 +135,23 @@ export async function profileKernels(f: () => tf.Tensor[], options: { runs?: num
   const wallMs = (performance.now() - start) / runs;
 
   let timestamps: KernelTime[] | null = null;
+  let timestampsByShape: KernelTime[] | null = null;
   if (timestampsAvailable()) {
     const profile = await tf.profile(() => tf.dispose(f()));
     const byName = new Map<string, KernelTime>();
+    const byShape = new Map<string, KernelTime>();
     for (const k of profile.kernels) {
-      const entry = byName.get(k.name) ?? { name: k.name, calls: 0, ms: 0 };
-      entry.calls++;
-      entry.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-      byName.set(k.name, entry);
+      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      const shapes = `${k.name} ${k.inputShapes.map((s) => `[${s ?? ''}]`).join('')}`;
+      for (const [map, name] of [[byName, k.name], [byShape, shapes]] as const) {
+        const entry = map.get(name) ?? { name, calls: 0, ms: 0 };
+        entry.calls++;
+        entry.ms += ms;
+        map.set(name, entry);
+      }
     }
     timestamps = sortedTimes(byName);
+    timestampsByShape = sortedTimes(byShape);
   }
 
   const calls = record(f);
@@ -164,15 +173,16 @@ export async function profileKernels(f: () => tf.Tensor[], options: { runs?: num
     isolated.set(call.name, entry);
   }
   for (const c of calls) tf.dispose(Object.values(c.inputs));
-  return { wallMs, timestamps, isolated: sortedTimes(isolated) };
+  return { wallMs, timestamps, timestampsByShape, isolated: sortedTimes(isolated) };
 }
 
 /** A table of kernel times: name, calls, total ms, share of the sum, ms per call. */
 export function formatKernelTimes(times: KernelTime[], limit = 30): string {
   const total = times.reduce((s, t) => s + t.ms, 0);
-  const lines = [`${'kernel'.padEnd(34)} ${'calls'.padStart(6)} ${'total ms'.padStart(10)} ${'share'.padStart(7)} ${'ms/call'.padStart(9)}`];
+  const width = Math.max(34, ...times.slice(0, limit).map((t) => t.name.length));
+  const lines = [`${'kernel'.padEnd(width)} ${'calls'.padStart(6)} ${'total ms'.padStart(10)} ${'share'.padStart(7)} ${'ms/call'.padStart(9)}`];
   const row = (name: string, calls: number, ms: number) =>
-    `${name.padEnd(34)} ${String(calls).padStart(6)} ${ms.toFixed(3).padStart(10)} ${`${((100 * ms) / Math.max(total, 1e-9)).toFixed(1)}%`.padStart(7)} ${(ms / Math.max(calls, 1)).toFixed(4).padStart(9)}`;
+    `${name.padEnd(width)} ${String(calls).padStart(6)} ${ms.toFixed(3).padStart(10)} ${`${((100 * ms) / Math.max(total, 1e-9)).toFixed(1)}%`.padStart(7)} ${(ms / Math.max(calls, 1)).toFixed(4).padStart(9)}`;
   for (const t of times.slice(0, limit)) lines.push(row(t.name, t.calls, t.ms));
   const rest = times.slice(limit);
   if (rest.length) lines.push(row(`(${rest.length} others)`, rest.reduce((s, t) => s + t.calls, 0), rest.reduce((s, t) => s + t.ms, 0)));

@@ -1,0 +1,59 @@
+/**
+ * The run lock's handling of a trial process orphaned by a killed suite: a re-run waits for it to exit (it does at
+ * its next event-loop turn) instead of failing, while a lock whose holder still has its parent stays an error. The
+ * holder here is this test's own child, which nothing reaps while the lock waits: an exited, unreaped process (a
+ * zombie) must count as gone, as it does in a container whose init does not reap.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LOCK_FILE, lockRunDir, type LockOwner } from '../util/run-lock.js';
+
+const children: ReturnType<typeof spawn>[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  vi.restoreAllMocks();
+});
+
+/** A live process that exits by itself after `ms`. */
+function holder(ms: number): number {
+  const c = spawn(process.execPath, ['-e', `setTimeout(() => {}, ${ms})`], { stdio: 'ignore' });
+  children.push(c);
+  return c.pid!;
+}
+
+/** A pid that has just exited. */
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid!;
+}
+
+function lockHeldBy(owner: Partial<LockOwner>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hqlt-lock-'));
+  const full: LockOwner = { pid: 0, host: hostname(), started: new Date().toISOString(), command: 'trial', ...owner };
+  writeFileSync(join(dir, LOCK_FILE), JSON.stringify(full));
+  return dir;
+}
+
+describe('run lock', () => {
+  it('waits for an orphaned trial process (its suite killed) to exit, then takes its lock over', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const pid = holder(1500);
+    const dir = lockHeldBy({ pid, parent: deadPid() });
+    const start = Date.now();
+    const lock = lockRunDir(dir);
+    expect(Date.now() - start).toBeGreaterThan(500);
+    expect(warn.mock.calls.flat().join('\n')).toContain(`waiting for pid ${pid}`);
+    expect(warn.mock.calls.flat().join('\n')).toContain('removed a stale lock');
+    lock.release();
+  });
+
+  it('a holder whose parent is alive (a running suite) is not waited for: the lock is refused at once', () => {
+    const pid = holder(20_000);
+    const dir = lockHeldBy({ pid, parent: process.pid });
+    const start = Date.now();
+    expect(() => lockRunDir(dir)).toThrow(new RegExp(`is in use by another hqlt process \\(pid ${pid}`));
+    expect(Date.now() - start).toBeLessThan(2000);
+  });
+});
