@@ -24,4 +24,14 @@ describe('bench/gpu.js --check on the software adapter', () => {
     expect(checks.map(([k]) => k.split(':')[0])).toEqual(expect.arrayContaining(['core hqlt synchronous', 'core hqlt delayed-chunk', 'core gru', 'core lstm', 'PPO']));
     for (const [figure, value] of checks) expect(value, figure).toBeLessThanOrEqual(1e-5);
   }, 180_000);
+
+  it('bench/matmul.js times every product of a training pass both ways and reports them as JSON', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/matmul.js', '--rows', '4096', '--runs', '1'], {
+      env: { ...process.env, HQLT_WEBGPU_ADAPTER: 'software' },
+    });
+    const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rows: number; products: { name: string; m: number; k: number; n: number; tfjsMs: number; oursMs: number }[] };
+    expect(report.rows).toBe(4096);
+    expect(report.products.map((p) => [p.m, p.k, p.n])).toEqual([[4096, 256, 772], [4096, 772, 256], [256, 4096, 772], [4096, 256, 256], [4096, 256, 256], [256, 4096, 256]]);
+    for (const p of report.products) for (const ms of [p.tfjsMs, p.oursMs]) expect(ms, p.name).toBeGreaterThan(0);
+  }, 120_000);
 });

@@ -1,0 +1,79 @@
+/**
+ * GPU time of the matrix products of one HQLT-sync training pass (D=256, L=2, H=4), tfjs' own programs against the
+ * ones `memory/webgpu/matmul.ts` picks, in one process (issue 11):
+ *
+ *   node dist/bench/matmul.js [--rows 163840] [--runs 10]   (rows = B·T tokens; 163,840 is B=640, T=256)
+ *
+ * Per product: GPU time from timestamp queries (on a device without them, such as a software adapter: wall time of
+ * --runs back-to-back runs up to a readback, per run) and TFLOP/s, first with
+ * tfjs' packed 32×32 program forced (WEBGPU_MATMUL_PROGRAM_TYPE=3, which bypasses the wrapper; what tfjs picks for
+ * these shapes, except split-K for some weight gradients), then as the wrapper runs it: weight gradients X^T·dY
+ * split along the inner dimension and summed in order, input gradients dY·Wᵀ on a transposed copy of W.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../memory/backend.js';
+import { timestampsAvailable } from '../memory/webgpu/profile.js';
+
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '163840' }, runs: { type: 'string', default: '10' } } });
+const RUNS = Number(values.runs);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`--runs takes a positive integer, got '${values.runs}'`);
+const N = Number(values.rows);
+if (!Number.isInteger(N) || N < 1) throw new Error(`--rows takes a positive integer, got '${values.rows}'`);
+// Before the backend starts: Dawn's flags are fixed when the WebGPU instance is made.
+process.env.HQLT_WEBGPU_TIMESTAMPS = '1';
+const info = await initBackend('webgpu');
+if (info.active !== 'webgpu') throw new Error('bench/matmul: needs WebGPU.');
+const timestamps = timestampsAvailable();
+if (!timestamps) console.log(`No 'timestamp-query' on this device: times are wall times of ${RUNS} runs up to a readback, per run.`);
+
+/** [name, A shape, B shape, transposeA, transposeB] of the input projection (256 → 772) and the output one. */
+const PRODUCTS: [string, number[], number[], boolean, boolean][] = [
+  ['input projection X·W (256→772)', [N, 256], [256, 772], false, false],
+  ['its input gradient dY·Wᵀ', [N, 772], [256, 772], false, true],
+  ['its weight gradient Xᵀ·dY', [N, 256], [N, 772], true, false],
+  ['output projection X·W (256→256)', [N, 256], [256, 256], false, false],
+  ['its input gradient dY·Wᵀ', [N, 256], [256, 256], false, true],
+  ['its weight gradient Xᵀ·dY', [N, 256], [N, 256], true, false],
+];
+
+/** ms of one product (after a warm-up run): GPU time, or wall time without timestamps. */
+async function gpuMs(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): Promise<number> {
+  const runs = async (n: number) => {
+    let y = tf.matMul(a, b, ta, tb);
+    for (let i = 1; i < n; i++) {
+      y.dispose();
+      y = tf.matMul(a, b, ta, tb);
+    }
+    await y.data();
+    y.dispose();
+  };
+  await runs(1);
+  if (timestamps) {
+    const p = await tf.profile(() => tf.matMul(a, b, ta, tb));
+    return p.kernels.reduce((s, k) => s + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0), 0);
+  }
+  const start = performance.now();
+  await runs(RUNS);
+  return (performance.now() - start) / RUNS;
+}
+
+console.log(`${'product'.padEnd(34)} ${'shape'.padEnd(26)} ${'tfjs ms'.padStart(9)} ${'TFLOP/s'.padStart(8)} ${'ours ms'.padStart(9)} ${'TFLOP/s'.padStart(8)}`);
+const rows: Record<string, unknown>[] = [];
+for (const [name, sa, sb, ta, tb] of PRODUCTS) {
+  const [a, b] = [tf.randomNormal(sa, 0, 1, 'float32', 1), tf.randomNormal(sb, 0, 1, 'float32', 2)];
+  const [m, k] = ta ? [sa[1]!, sa[0]!] : [sa[0]!, sa[1]!];
+  const n = tb ? sb[0]! : sb[1]!;
+  tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', 3);
+  const tfjs = await gpuMs(a, b, ta, tb);
+  tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', -1);
+  const ours = await gpuMs(a, b, ta, tb);
+  const tflops = (ms: number) => (ms > 0 ? (2 * m * n * k) / ms / 1e9 : 0);
+  const shape = `${m}×${k} · ${k}×${n}`;
+  console.log(
+    `${name.padEnd(34)} ${shape.padEnd(26)} ${tfjs.toFixed(3).padStart(9)} ${tflops(tfjs).toPrecision(3).padStart(8)} ${ours.toFixed(3).padStart(9)} ${tflops(ours).toPrecision(3).padStart(8)}`,
+  );
+  rows.push({ name, m, k, n, tfjsMs: tfjs, oursMs: ours });
+  tf.dispose([a, b]);
+}
+console.log(JSON.stringify({ bench: 'matmul', rows: N, products: rows }));
