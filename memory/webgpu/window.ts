@@ -2,14 +2,15 @@
  * The KV-memory (sliding-window softmax attention, spec "KV-memory") over a sequence: one dispatch forward, two
  * backward. Each query attends over at most S keys (the current step and the S − 1 before it, reaching into the
  * state's key buffer at the start); key distance d is visible when d ≤ min(pos, S − 1), or d ≤ pos mod S for the
- * delayed-chunk blend. RoPE rotates the query by the distance ((R(t) q)·(R(j) k) = (R(t − j) q)·k), with the
- * layer's tables, which also carry the 1/√K scale.
+ * delayed-chunk blend. RoPE rotates the query by the distance, with the layer's tables (by distance, up to S − 1,
+ * scaled by 1/√K); here every row is rotated once, by its offset from a base step of its workgroup (see
+ * tiledProgram), since (R(t − b) q)·(R(j − b) k) = (R(t − j) q)·k.
  *
  * Parallel structure: one workgroup per (stream, head, block of NQ rows), one invocation per row. The rows another
  * row pairs with (keys and values for a query; queries, output gradients and softmax statistics for a key) are
  * staged through workgroup memory in chunks of C distances: a chunk covers NQ + C − 1 rows, loaded coalesced, and
- * at distance d every invocation reads the row d away from its own. Rows are padded to an odd stride, so those
- * reads are free of bank conflicts, and the RoPE table row of d is the same for the whole workgroup (a broadcast).
+ * at distance d every invocation reads the row d away from its own. Tiles hold vec4s, rows padded to an odd number
+ * of them, so those reads are free of bank conflicts.
  *
  * Backward (FlashAttention's): the forward also writes each query's log-sum-exp; the query pass computes
  * D = dO·O and dq, the key pass walks each key's queries for dk and dv (for the state's buffer slots too).
@@ -164,7 +165,7 @@ ${
     : '  return vec2<f32>(1.0, 0.0);'
 }
 }
-/** Component i (zero past the width) of a row read by \`at\`, rotated by a steps, times \`scale\`. */
+/** Component i (zero past the width) of the key (which = 0) or query (1) of step j, rotated by a steps, times scale. */
 fn rotatedAt(j: i32, i: u32, a: i32, scale: f32, which: u32) -> f32 {
   if (i >= ${K}u) { return 0.0; }
   let cs = rope(a, i);
