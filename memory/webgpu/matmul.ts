@@ -9,7 +9,7 @@
  * chunks, whose P products run as one batched matMul (P times the workgroups), and the P partial results are added
  * in a fixed order by one small kernel: same bits run after run on one device. Products that cannot be split so
  * (an inner dimension without a power-of-two factor) and would get split-K use tfjs' small-output program instead,
- * which also sums in a fixed order.
+ * which also sums in a fixed order. Input gradients dY·Wᵀ run on a transposed copy of W (`transposesSmallB`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { wrapKernel } from '../kernels.js';
@@ -86,7 +86,7 @@ fn main(wg: u32, lid: u32) {
   };
 }
 
-/** Wraps tfjs' WebGPU BatchMatMul and _FusedMatMul kernels (once per process). */
+/** Wraps tfjs' WebGPU BatchMatMul and _FusedMatMul kernels (once per process) with the choices above. */
 export function deterministicMatMul(): void {
   const reshapeKernel = tf.getKernel('Reshape', 'webgpu')!.kernelFunc;
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
