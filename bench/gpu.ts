@@ -15,8 +15,9 @@
  * tokens/s of HQLT-sync at B=64, T=256, D=256, L=2, H=4, S=64 (target ≥ 600k); the same kernel counts and tokens/s
  * for a 2-layer GRU (target ≥ 500k). --figures-only stops after them;
  * --smoke measures the throughput at a small size instead (for a software adapter). --profile first prints where
- * one forward+backward of that HQLT-sync core (at --profile-batch streams, default 64) spends its time, per kernel name (GPU timestamps where the device has
- * them, and each kernel call replayed in isolation).
+ * one forward+backward of that HQLT-sync core (at --profile-batch streams, default 64) spends its time, per kernel
+ * name and per kernel name and input shapes (GPU timestamps where the device has them), and per kernel name with
+ * each kernel call replayed in isolation.
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -224,11 +225,12 @@ async function profileTraining(size: { batch: number; seqLen: number; dim: numbe
   const name = `HQLT-sync fwd+bwd, B=${B} T=${T} D=${D} L=2 H=4 S=${size.window}`;
   const p = await profileKernels(pass);
   console.log(`\n--profile: ${name}: ${p.wallMs.toFixed(2)} ms per pass (wall, awaited) = ${Math.round((B * T) / (p.wallMs / 1000))} tokens/s`);
-  if (p.timestamps) console.log(`GPU time per kernel name (timestamp queries, one pass):\n${formatKernelTimes(p.timestamps)}`);
-  if (p.timestampsByShape) console.log(`GPU time per kernel name and input shapes:\n${formatKernelTimes(p.timestampsByShape, 20)}`);
-  else console.log(`GPU timestamps: not available on this device (${tf.getBackend()}${tf.getBackend() === 'webgpu' ? ", no 'timestamp-query' feature" : ''}); isolated timings only.`);
+  if (p.timestamps && p.timestampsByShape) {
+    console.log(`GPU time per kernel name (timestamp queries, one pass):\n${formatKernelTimes(p.timestamps)}`);
+    console.log(`GPU time per kernel name and input shapes:\n${formatKernelTimes(p.timestampsByShape, 20)}`);
+  } else console.log(`GPU timestamps: not available on this device (${tf.getBackend()}${tf.getBackend() === 'webgpu' ? ", no 'timestamp-query' feature" : ''}); isolated timings only.`);
   console.log(`Each kernel call replayed in isolation (wall time per call up to a readback, times calls):\n${formatKernelTimes(p.isolated)}`);
-  report.profile = { size: name, wallMs: p.wallMs, timestampsAvailable: timestampsAvailable(), timestamps: p.timestamps, isolated: p.isolated };
+  report.profile = { size: name, wallMs: p.wallMs, timestampsAvailable: timestampsAvailable(), timestamps: p.timestamps, timestampsByShape: p.timestampsByShape, isolated: p.isolated };
   tf.dispose([xs, es]);
   disposeState(state);
   core.dispose();

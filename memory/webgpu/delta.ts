@@ -119,8 +119,6 @@ fn load(t: u32, lid: u32) {
 
 /** Element j of row v of W (column loops). */
 fn wGet(v: u32, j: u32) -> f32 { return W[v * KP + j / 4u][j % 4u]; }
-/** Element j of a φ vector. */
-fn at4(x: vec4<f32>, j: u32) -> f32 { return x[j % 4u]; }
 
 /**
  * 1/|SiLU(q_t)| and 1/|SiLU(k_t)| (φ = SiLU(x) times this) of every step into the scratch rn [B, H, T, 2], in
@@ -313,8 +311,8 @@ ${loadW('in_dwT', d, NT)}
     pq *= r.x;
     pk *= r.y;
     ${strided('j', K, NT)} {
-      out_dq[kAt(t) + j] = (at4(sdq[j / 4u], j) - at4(sfq[j / 4u], j) * r.x * pq) * r.x * dsilu(in_q[kAt(t) + j]);
-      out_dk[kAt(t) + j] = (at4(sdk[j / 4u], j) - at4(sfk[j / 4u], j) * r.y * pk) * r.y * dsilu(in_k[kAt(t) + j]);
+      out_dq[kAt(t) + j] = (sdq[j / 4u][j % 4u] - sfq[j / 4u][j % 4u] * r.x * pq) * r.x * dsilu(in_q[kAt(t) + j]);
+      out_dk[kAt(t) + j] = (sdk[j / 4u][j % 4u] - sfk[j / 4u][j % 4u] * r.y * pk) * r.y * dsilu(in_k[kAt(t) + j]);
     }
   }
 }

@@ -89,6 +89,7 @@ fn main(wg: u32, lid: u32) {
 /** Wraps tfjs' WebGPU BatchMatMul and _FusedMatMul kernels (once per process) with the choices above. */
 export function deterministicMatMul(): void {
   const reshapeKernel = tf.getKernel('Reshape', 'webgpu')!.kernelFunc;
+  const transposeKernel = tf.getKernel('Transpose', 'webgpu')!.kernelFunc;
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
     wrapKernel(name, 'webgpu', (matMul) => (args) => {
       const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -111,7 +112,6 @@ export function deterministicMatMul(): void {
         }
       }
       if (name === 'BatchMatMul' && transposesSmallB(a.shape, b.shape, transposeA, transposeB)) {
-        const transposeKernel = tf.getKernel('Transpose', 'webgpu')!.kernelFunc;
         const bT = transposeKernel({ inputs: { x: b }, attrs: { perm: [1, 0] }, backend: args.backend }) as tf.TensorInfo;
         const out = matMul({ ...args, inputs: { a, b: bT }, attrs: { ...args.attrs, transposeB: false } });
         backend.disposeData(bT.dataId);
