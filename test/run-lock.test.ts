@@ -37,23 +37,27 @@ function lockHeldBy(owner: Partial<LockOwner>): string {
 }
 
 describe('run lock', () => {
-  it('waits for an orphaned trial process (its suite killed) to exit, then takes its lock over', () => {
+  it('waits for an orphaned trial process (its suite killed) to exit, without blocking the event loop, then takes its lock over', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const pid = holder(1500);
     const dir = lockHeldBy({ pid, parent: deadPid() });
     const start = Date.now();
-    const lock = lockRunDir(dir);
+    let ticks = 0; // the wait yields to the event loop, so signals are handled meanwhile
+    const timer = setInterval(() => ticks++, 20);
+    const lock = await lockRunDir(dir);
+    clearInterval(timer);
     expect(Date.now() - start).toBeGreaterThan(500);
+    expect(ticks).toBeGreaterThan(10);
     expect(warn.mock.calls.flat().join('\n')).toContain(`waiting for pid ${pid}`);
     expect(warn.mock.calls.flat().join('\n')).toContain('removed a stale lock');
     lock.release();
   });
 
-  it('a holder whose parent is alive (a running suite) is not waited for: the lock is refused at once', () => {
+  it('a holder whose parent is alive (a running suite) is not waited for: the lock is refused at once', async () => {
     const pid = holder(20_000);
     const dir = lockHeldBy({ pid, parent: process.pid });
     const start = Date.now();
-    expect(() => lockRunDir(dir)).toThrow(new RegExp(`is in use by another hqlt process \\(pid ${pid}`));
+    await expect(lockRunDir(dir)).rejects.toThrow(new RegExp(`is in use by another hqlt process \\(pid ${pid}`));
     expect(Date.now() - start).toBeLessThan(2000);
   });
 });

@@ -8,6 +8,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileError } from './files.js';
 
@@ -73,13 +74,14 @@ function zombie(pid: number): boolean {
   }
 }
 
-const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-/** Waits (blocking, up to ORPHAN_WAIT_MS) for an orphaned trial process holding a lock to exit. */
-function waitForExit(owner: LockOwner): void {
+/**
+ * Waits (up to ORPHAN_WAIT_MS) for an orphaned trial process holding a lock to exit; asynchronously, so a Ctrl-C
+ * meanwhile is handled.
+ */
+async function waitForExit(owner: LockOwner): Promise<void> {
   console.warn(`Note: waiting for pid ${owner.pid} (a trial process of a suite that is gone) to exit and release its lock.`);
   const end = Date.now() + ORPHAN_WAIT_MS;
-  while (alive(owner.pid) && Date.now() < end) sleepSync(50);
+  while (alive(owner.pid) && Date.now() < end) await sleep(50);
 }
 
 const same = (a: LockOwner, b: LockOwner) => a.pid === b.pid && a.host === b.host && a.started === b.started;
@@ -88,7 +90,7 @@ const same = (a: LockOwner, b: LockOwner) => a.pid === b.pid && a.host === b.hos
  * Takes the lock of `runDir` (which must exist) or throws a message naming the owner. Stale locks are replaced,
  * with a note on stderr. The lock is also released when the process exits (a second Ctrl-C calls process.exit).
  */
-export function lockRunDir(runDir: string): RunLock {
+export async function lockRunDir(runDir: string): Promise<RunLock> {
   const path = join(runDir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
   if (process.send) me.parent = process.ppid;
@@ -103,7 +105,7 @@ export function lockRunDir(runDir: string): RunLock {
     if (owner === 'missing' && attempt < 3) continue; // released between our attempt and the read: try again
     if (owner === 'unreadable' && attempt < 3) {
       // Most likely just created and not yet written by its owner: look again shortly.
-      sleepSync(20);
+      await sleep(20);
       continue;
     }
     if (owner === 'missing' || owner === 'unreadable') {
@@ -112,7 +114,7 @@ export function lockRunDir(runDir: string): RunLock {
       );
     }
     const local = owner.host === me.host && owner.pid !== process.pid;
-    if (local && owner.parent !== undefined && !alive(owner.parent) && alive(owner.pid)) waitForExit(owner);
+    if (local && owner.parent !== undefined && !alive(owner.parent) && alive(owner.pid)) await waitForExit(owner);
     const stale = local && !alive(owner.pid);
     if (!stale || attempt >= 3) {
       const where = owner.host === me.host ? '' : ` on host ${owner.host}`;
