@@ -499,8 +499,8 @@ export class HqltLayer implements MixerLayer {
 
       const proj = linear(xs, this.inputWeight());
       const qkvWidth = 2 * o.keyDim + o.valueDim;
-      let qkv: tf.Tensor = tf.slice(proj, [0, 0, 0], [B, T, qkvWidth]);
-      const extra = proj.shape[2] > qkvWidth ? tf.slice(proj, [0, 0, qkvWidth], [B, T, -1]) : null;
+      // One split rather than two slices: its gradient is one concat, the slices' two zero-pads and an add.
+      let [qkv, extra = null] = proj.shape[2] > qkvWidth ? tf.split(proj, [qkvWidth, proj.shape[2] - qkvWidth], 2) : [proj];
       if (o.shortConv) {
         [qkv, next.conv] = this.convSequence(qkv, state.conv!, time);
       }

@@ -17,7 +17,8 @@ import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outputs } from './fixtures/kernel-cases.js';
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
-import { innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
+import { gemmShape, innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
+import { DEFAULT_TILE, gemm, gemmSplits, type GemmTile } from '../memory/webgpu/gemm.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { randomLossInputs } from './fixtures/ppo-loss.js';
 import { makeDistribution } from '../agents/distributions.js';
@@ -503,6 +504,62 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
       backend.recordAndSubmit = record;
       tf.dispose([dy, w]);
     }
+  });
+
+  it('the tiled product: random shapes, transposes, broadcast batches, tiles and inner splits, against float64 host products; large products take it', async () => {
+    const rng = makeRng('gemm');
+    const small: GemmTile = { BM: 32, BN: 64, BK: 4, TM: 4, TN: 8 }; // 64 invocations; loads not a multiple of them
+    for (let c = 0; c < 12; c++) {
+      const [ta, tb] = [rng() < 0.5, rng() < 0.5];
+      const [M, N] = [int(rng, 1, 150), int(rng, 1, 150)];
+      const K = c < 2 ? int(rng, 20_000, 30_000) : int(rng, 1, 90); // the first two split the inner dimension
+      const batch = c < 4 ? 1 : int(rng, 1, 3);
+      const [ba, bb] = [c % 3 === 0 ? 1 : batch, c % 3 === 1 ? 1 : batch];
+      const sa = [...(ba > 1 || c % 2 ? [ba] : []), ...(ta ? [K, M] : [M, K])];
+      const sb = [...(bb > 1 || c % 2 ? [bb] : []), ...(tb ? [N, K] : [K, N])];
+      const shape = gemmShape(sa, sb, ta, tb)!;
+      const tile = c % 2 ? small : DEFAULT_TILE;
+      const [a, b] = [hostTensor(rng, sa), hostTensor(rng, sb)];
+      const [as, bs] = [(await a.data()) as Float32Array, (await b.data()) as Float32Array];
+      const out = tf.engine().makeTensorFromTensorInfo(gemm(tf.backend(), a, b, shape, tile));
+      const got = (await out.data()) as Float32Array;
+      const runs = c < 2 ? [got, (await tf.engine().makeTensorFromTensorInfo(gemm(tf.backend(), a, b, shape, tile)).data()) as Float32Array] : [got];
+      const what = `${c}: [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''}`;
+      if (c < 2) expect(gemmSplits(Math.ceil(M / tile.BM) * Math.ceil(N / tile.BN) * shape.batch, K), what).toBeGreaterThan(1);
+      expect(got.length, what).toBe(shape.batch * M * N);
+      expect(runs.at(-1), `${what}: same bits every run`).toEqual(got);
+      let worst = 0;
+      for (let n = 0; n < shape.batch; n++)
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < N; j++) {
+            let [ref, scale] = [0, 0];
+            for (let k = 0; k < K; k++) {
+              const x = as[(ba > 1 ? n * M * K : 0) + (ta ? k * M + i : i * K + k)]!;
+              const y = bs[(bb > 1 ? n * K * N : 0) + (tb ? j * K + k : k * N + j)]!;
+              ref += x * y;
+              scale += Math.abs(x * y);
+            }
+            worst = Math.max(worst, Math.abs(got[(n * M + i) * N + j]! - ref) / Math.max(scale, 1e-30));
+          }
+      expect(worst, what).toBeLessThan(1e-6);
+      tf.dispose([a, b, out]);
+    }
+    // A product of 2^25 multiply-adds goes to the tiled program through tf.matMul.
+    const backend = tf.backend() as unknown as { recordAndSubmit: (program: object, ...a: unknown[]) => void };
+    const record = backend.recordAndSubmit;
+    const programs: string[] = [];
+    backend.recordAndSubmit = (program, ...a) => (programs.push((program as { key?: string }).key ?? program.constructor.name), record.call(backend, program, ...a));
+    const tensors = tf.memory().numTensors;
+    try {
+      const y = tf.tidy(() => tf.matMul(tf.ones([4096, 128]), tf.ones([64, 128]), false, true));
+      expect(y.shape).toEqual([4096, 64]);
+      expect(Array.from(new Set(await y.data()))).toEqual([128]);
+      y.dispose();
+    } finally {
+      backend.recordAndSubmit = record;
+    }
+    expect(programs.filter((p) => p.startsWith('HqltGemm'))).toHaveLength(1);
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 
   it('affine (one fused matMul with bias and ReLU) matches the plain ops in value and gradient to 1e-5, no leaks', async () => {

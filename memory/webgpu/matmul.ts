@@ -1,19 +1,20 @@
 /**
- * Matrix products on tfjs' WebGPU backend that are fast and reproducible for weight gradients.
+ * Matrix products on tfjs' WebGPU backend: fast, and reproducible for weight gradients.
  *
- * A weight gradient X^T·dY has few outputs (in × out) and a long inner dimension (every token of the batch). tfjs
- * runs it either as its packed program, one 32×32 tile per workgroup walking the whole inner dimension (200
- * workgroups for a 256 × 772 gradient: most of the GPU idles), or as its split-K program, which adds partial sums
- * into the output with float atomics in whatever order the GPU runs them (two `hqlt train --backend webgpu` runs
- * with one seed parted after a few updates). Here such a product is split along the inner dimension into P equal
- * chunks, whose P products run as one batched matMul (P times the workgroups), and the P partial results are added
- * in a fixed order by one small kernel: same bits run after run on one device. Products that cannot be split so
- * (an inner dimension without a power-of-two factor) and would get split-K use tfjs' small-output program instead,
- * which also sums in a fixed order. Input gradients dY·Wᵀ run on a transposed copy of W (`transposesSmallB`).
+ * Large products (projections over every token of a batch and their gradients) run on the register-tiled program
+ * of `gemm.ts` (`usesGemm`; `HQLT_GEMM=0` turns it off), which splits weight gradients X^T·dY along their long
+ * inner dimension and adds the parts in a fixed order. The rest go to tfjs' programs, with two changes for the
+ * products below that size. A weight gradient with few outputs and a long inner dimension would get tfjs' split-K
+ * program, which adds partial sums with float atomics in whatever order the GPU runs them (two `hqlt train
+ * --backend webgpu` runs with one seed parted after a few updates): it is split along the inner dimension into P
+ * equal chunks run as one batched matMul, whose parts one small kernel adds in order, or, where the inner dimension
+ * has no power-of-two factor, runs on tfjs' small-output program, which also sums in a fixed order. Input gradients
+ * dY·Wᵀ run on a transposed copy of W (`transposesSmallB`): tfjs' vec4 program needs an untransposed B.
  */
 import * as tf from '@tensorflow/tfjs';
 import { wrapKernel } from '../kernels.js';
-import { runProgram, type FusedProgram } from './runner.js';
+import { runProgram } from './runner.js';
+import { gemm, gemmTile, sumParts, usesGemm, type GemmShape } from './gemm.js';
 
 const PROGRAM_TYPE = 'WEBGPU_MATMUL_PROGRAM_TYPE';
 /** tfjs' MatMulProgramType.MatMulSmallOutputSizeProgram. */
@@ -67,23 +68,16 @@ export function transposesSmallB(a: number[], b: number[], transposeA: boolean, 
   return rows >= MIN_ROWS && b[0]! * b[1]! <= 1 << 20 && inner % 4 === 0 && b[0]! % 4 === 0;
 }
 
-/** out [n] = Σ_p parts [P, n], p in order. */
-function sumParts(P: number, n: number): FusedProgram {
-  return {
-    key: `HqltSumParts:${P}:${n}`,
-    inputs: ['parts'],
-    outputs: [{ name: 'sum', shape: [n] }],
-    workgroupSize: 256,
-    workgroups: Math.ceil(n / 256),
-    source: /* wgsl */ `
-fn main(wg: u32, lid: u32) {
-  let i = wg * 256u + lid;
-  if (i >= ${n}u) { return; }
-  var s = 0.0;
-  for (var p = 0u; p < ${P}u; p++) { s += in_parts[p * ${n}u + i]; }
-  out_sum[i] = s;
-}`,
-  };
+/** The shape of BatchMatMul(a, b) for the tiled program, or null where its batch dimensions do not fit it. */
+export function gemmShape(a: number[], b: number[], transposeA: boolean, transposeB: boolean): GemmShape | null {
+  if (a.length < 2 || b.length < 2 || a.length > 3 || b.length > 3) return null;
+  const [batchA, batchB] = [a.length === 3 ? a[0]! : 1, b.length === 3 ? b[0]! : 1];
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return null;
+  const [ra, rb] = [a.slice(-2) as [number, number], b.slice(-2) as [number, number]];
+  const [M, K] = transposeA ? [ra[1], ra[0]] : ra;
+  const N = transposeB ? rb[0] : rb[1];
+  const batch = Math.max(batchA, batchB);
+  return { batch, M, N, K, transposeA, transposeB, broadcastA: batchA === 1 && batch > 1, broadcastB: batchB === 1 && batch > 1 };
 }
 
 /** Wraps tfjs' WebGPU BatchMatMul and _FusedMatMul kernels (once per process) with the choices above. */
@@ -97,6 +91,15 @@ export function deterministicMatMul(): void {
       const backend = args.backend as unknown as MatMulBackend;
       const env = tf.env();
       if (env.getNumber(PROGRAM_TYPE) >= 0) return matMul(args);
+      const shape = name === 'BatchMatMul' ? gemmShape(a.shape, b.shape, transposeA, transposeB) : null;
+      const tile = shape && usesGemm(shape) ? gemmTile() : null;
+      if (shape && tile) {
+        const c = gemm(args.backend, a, b, shape, tile);
+        const dims = a.shape.length === 3 || b.shape.length === 3 ? [shape.batch, shape.M, shape.N] : [shape.M, shape.N];
+        const out = reshapeKernel({ inputs: { x: c }, attrs: { shape: dims }, backend: args.backend }) as tf.TensorInfo;
+        backend.disposeData(c.dataId);
+        return out;
+      }
       if (name === 'BatchMatMul' && transposeA && !transposeB && a.shape.length === 2 && b.shape.length === 2) {
         const [inner, m] = a.shape as [number, number];
         const n = b.shape[1]!;
