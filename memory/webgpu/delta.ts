@@ -1,7 +1,8 @@
 /**
  * The FW-memory (DeltaNet fast weights, spec "FW-memory") over a sequence in one dispatch forward and one backward,
- * as a fused recurrent kernel: one workgroup per (stream, head) keeps that head's V×K matrix in workgroup memory and
- * walks the sequence step by step (reading after writing, as the synchronous blend; the delayed-streaming blend
+ * as a fused recurrent kernel: one workgroup per (stream, head) keeps that head's V×K matrix W, one row per
+ * invocation in registers where a sweep touches W by rows only, in workgroup memory where it also needs columns,
+ * and walks the sequence step by step (reading after writing, as the synchronous blend; the delayed-streaming blend
  * passes its shifted write stream). φ (L2-normalised SiLU) of queries and keys is applied inside.
  *
  * Per step t, with keep_t = 0 at an episode start:  u = keep W φ(k),  δ = β (v − u),  W ← keep W + δ φ(k)ᵀ,
@@ -41,12 +42,15 @@ const threads = (d: Pick<Dims, 'K' | 'V'>) => workgroupFor(Math.max(d.K, d.V));
  * reading consecutive rows hit distinct shared-memory banks. */
 const K4 = (K: number) => Math.ceil(K / 4);
 const KP = (K: number) => (K4(K) % 2 === 0 ? K4(K) + 1 : K4(K));
+/** The widest row of W an invocation keeps in registers. */
+const MAX_REGISTER_ROW = 128;
 const sharedBytes = (d: Pick<Dims, 'K' | 'V'>) => 16 * (d.V * KP(d.K) + 4 * K4(d.K)) + 4 * 5 * d.V;
 
 /** Whether the kernels fit the active device for per-head widths K and V. */
 export function deltaRuleFits(K: number, V: number): boolean {
-  // The backward program binds 8 inputs and 8 outputs.
-  return fits(sharedBytes({ K, V }), threads({ K, V }), 16);
+  // The forward sweep keeps one row of W per invocation in registers: at most 128 wide, and one row each. The
+  // backward program binds 8 inputs and 8 outputs.
+  return K <= MAX_REGISTER_ROW && V <= threads({ K, V }) && fits(sharedBytes({ K, V }), threads({ K, V }), 16);
 }
 
 function dimsOf(q: tf.TensorInfo, v: tf.TensorInfo): Dims {
@@ -54,18 +58,34 @@ function dimsOf(q: tf.TensorInfo, v: tf.TensorInfo): Dims {
   return { B, T, H, K, V: v.shape[3]! };
 }
 
-/** WGSL loop filling W from a flat row-major V×K buffer (components past K zero). */
-function loadW(buffer: string, d: Pick<Dims, 'K' | 'V'>, NT: number): string {
-  return /* wgsl */ `  ${strided('e', d.V * K4(d.K), NT)} {
-    let v = e / K4;
-    let c = e % K4;
-    var x = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-      if (4u * c + k < ${d.K}u) { x[k] = ${buffer}[head * ${d.V * d.K}u + v * ${d.K}u + 4u * c + k]; }
-    }
-    W[v * KP + c] = x;
+/** One line of WGSL per vec4 of a K-wide row, for unrolled register rows. */
+const rows = (K: number, line: (c: number) => string) => Array.from({ length: K4(K) }, (_, c) => line(c)).join('\n');
+
+/**
+ * WGSL declaring the register row `name0 .. name{K4 − 1}` of invocation lid and filling it with row lid of the
+ * flat row-major V×K buffer (components past K zero; invocations past V hold zeros).
+ */
+function rowIn(buffer: string, name: string, d: Pick<Dims, 'K' | 'V'>): string {
+  const { K, V } = d;
+  return `${rows(K, (c) => `  var ${name}${c} = vec4<f32>(0.0);`)}
+  if (lid < ${V}u) {
+    let at = head * ${V * K}u + lid * ${K}u;
+${rows(K, (c) => `    ${name}${c} = vec4<f32>(${[0, 1, 2, 3].map((x) => (4 * c + x < K ? `${buffer}[at + ${4 * c + x}u]` : '0.0')).join(', ')});`)}
   }`;
 }
+
+/** WGSL writing register row `name` of each invocation to row lid of the flat V×K buffer. */
+function rowOut(buffer: string, name: string, d: Pick<Dims, 'K' | 'V'>): string {
+  const { K, V } = d;
+  return `  if (lid < ${V}u) {
+    let at = head * ${V * K}u + lid * ${K}u;
+${rows(K, (c) => [0, 1, 2, 3].filter((x) => 4 * c + x < K).map((x) => `    ${buffer}[at + ${4 * c + x}u] = ${name}${c}[${x}];`).join('\n'))}
+  }`;
+}
+
+/** WGSL copying register row `name` into row lid of the workgroup's W (for column loops). */
+const rowToShared = (name: string, d: Pick<Dims, 'K' | 'V'>) =>
+  `  if (lid < ${d.V}u) {\n${rows(d.K, (c) => `    W[lid * KP + ${c}u] = ${name}${c};`)}\n  }`;
 
 /** WGSL shared by both programs: layout helpers, per-step loads and the forward sweep. */
 function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
@@ -140,16 +160,13 @@ fn computeNorms(lid: u32) {
 }
 fn norms(t: u32) -> vec2<f32> { return vec2<f32>(out_rn[(head * ${T}u + t) * 2u], out_rn[(head * ${T}u + t) * 2u + 1u]); }
 
-fn loadState(lid: u32) {
-${loadW('in_w0', d, NT)}
-}
-/** W out to a flat row-major V×K buffer. */
-fn wFlat(e: u32) -> f32 { return wGet(e / ${K}u, e % ${K}u); }
-
-/** The forward recurrence; writes the reads (o) or, for the backward pass, every δ_t. */
+/**
+ * The forward recurrence; writes the reads (o) and the final W, or, for the backward pass, every δ_t. Invocation v
+ * keeps row v of W in registers (unrolled over its vec4s): the sweep touches W only in its own row.
+ */
 fn forwardSweep(lid: u32) {
   computeNorms(lid);
-  loadState(lid);
+${rowIn('in_w0', 'w', d)}
   for (var t = 0u; t < ${T}u; t++) {
     workgroupBarrier();
     load(t, lid);
@@ -157,19 +174,18 @@ fn forwardSweep(lid: u32) {
     let r = norms(t);
     let keep = in_keep[b * ${T}u + t];
     let beta = in_beta[hAt(t)];
-    ${strided('v', V, NT)} {
+    if (lid < ${V}u) {
+      let v = lid;
       var u = 0.0;
-      for (var c = 0u; c < K4; c++) { u += dot(W[v * KP + c], sfk[c]); }
+${rows(K, (c) => `      u += dot(w${c}, sfk[${c}]);`)}
       let delta = beta * (sv[v] - keep * r.y * u);
       var o = 0.0;
-      for (var c = 0u; c < K4; c++) {
-        let w = keep * W[v * KP + c] + delta * r.y * sfk[c];
-        W[v * KP + c] = w;
-        o += dot(w, sfq[c]);
-      }
+${rows(K, (c) => `      w${c} = keep * w${c} + delta * r.y * sfk[${c}];
+      o += dot(w${c}, sfq[${c}]);`)}
       ${write}
     }
   }
+${store === 'reads' ? rowOut('out_wT', 'w', d) : ''}
   workgroupBarrier();
 }
 `;
@@ -185,7 +201,6 @@ fn main(wg: u32, lid: u32) {
   h = wg % ${H}u;
   head = wg;
   forwardSweep(lid);
-  ${strided('e', V * K, NT)} { out_wT[head * ${V * K}u + e] = wFlat(e); }
 }
 `;
   return {
@@ -220,7 +235,7 @@ fn main(wg: u32, lid: u32) {
 
   // 2. Reverse sweep over dW: dW_t += s dO_t φ(q_t)ᵀ, dδ_t = dW_t φ(k_t), dφ(k_t) ⊇ dW_tᵀ δ_t,
   //    dW_{t-1} = keep (dW_t − β dδ_t φ(k_t)ᵀ).
-${loadW('in_dwT', d, NT)}
+${rowIn('in_dwT', 'g', d)}
   for (var n = 0u; n < ${T}u; n++) {
     let t = ${T - 1}u - n;
     workgroupBarrier();
@@ -233,39 +248,33 @@ ${loadW('in_dwT', d, NT)}
     let r = norms(t);
     let keep = in_keep[b * ${T}u + t];
     let beta = in_beta[hAt(t)];
-    ${strided('v', V, NT)} {
-      let g = sa[v] * ${scale} * r.x;
-      var dd = 0.0;
-      for (var c = 0u; c < K4; c++) {
-        let dw = W[v * KP + c] + g * sfq[c];
-        W[v * KP + c] = dw;
-        dd += dot(dw, sfk[c]);
-      }
+    var dd = 0.0;
+    if (lid < ${V}u) {
+      let s = sa[lid] * ${scale} * r.x;
+${rows(K, (c) => `      g${c} += s * sfq[${c}];
+      dd += dot(g${c}, sfk[${c}]);`)}
       dd *= r.y;
-      sb[v] = dd;
-      out_dd[sAt(t) + v] = dd;
-      out_dv[vAt(t) + v] = beta * dd;
+      out_dd[sAt(t) + lid] = dd;
+      out_dv[vAt(t) + lid] = beta * dd;
     }
+${rowToShared('g', d)}
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
       for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sdl[v]; }
       out_dk[kAt(t) + j] = a;
     }
-    workgroupBarrier();
-    ${strided('v', V, NT)} {
-      let cb = beta * sb[v] * r.y;
-      for (var c = 0u; c < K4; c++) { W[v * KP + c] = keep * (W[v * KP + c] - cb * sfk[c]); }
-    }
+    let cb = beta * dd * r.y;
+${rows(K, (c) => `    g${c} = keep * (g${c} - cb * sfk[${c}]);`)}
   }
-  workgroupBarrier();
-  ${strided('e', V * K, NT)} { out_dw0[head * ${V * K}u + e] = wFlat(e); }
+${rowOut('out_dw0', 'g', d)}
   storageBarrier();
 
   // 3. Forward sweep rebuilding W: dφ(k_t) −= β keep W_{t-1}ᵀ dδ_t, dβ_t = dδ_t · (v_t − u_t),
   //    dφ(q_t) = s W_tᵀ dO_t; then through φ: dx = (dφ − φ (φ·dφ)) / |SiLU(x)| · SiLU'(x).
   workgroupBarrier();
-  loadState(lid);
+${rowIn('in_w0', 'w', d)}
+${rowToShared('w', d)}
   for (var t = 0u; t < ${T}u; t++) {
     workgroupBarrier();
     load(t, lid);
@@ -282,17 +291,16 @@ ${loadW('in_dwT', d, NT)}
       for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sb[v]; }
       sdk[j / 4u][j % 4u] = out_dk[kAt(t) + j] - beta * keep * a;
     }
-    ${strided('v', V, NT)} {
+    if (lid < ${V}u) {
       var u = 0.0;
-      for (var c = 0u; c < K4; c++) { u += dot(W[v * KP + c], sfk[c]); }
-      let e = sv[v] - keep * r.y * u;
-      se[v] = sb[v] * e;
-      sdl[v] = beta * e;
+${rows(K, (c) => `      u += dot(w${c}, sfk[${c}]);`)}
+      let e = sv[lid] - keep * r.y * u;
+      se[lid] = sb[lid] * e;
+      let dl = beta * e * r.y;
+${rows(K, (c) => `      w${c} = keep * w${c} + dl * sfk[${c}];`)}
     }
     workgroupBarrier();
-    ${strided('v', V, NT)} {
-      for (var c = 0u; c < K4; c++) { W[v * KP + c] = keep * W[v * KP + c] + sdl[v] * r.y * sfk[c]; }
-    }
+${rowToShared('w', d)}
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
