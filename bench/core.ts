@@ -30,8 +30,10 @@ export interface BenchCoreOptions {
   /** Timed steps (after `warmup` untimed ones). */
   steps?: number;
   warmup?: number;
-  /** Timed forward+backward passes (after one untimed). */
+  /** Timed forward+backward passes, after `warmupPasses` untimed ones. */
   passes?: number;
+  /** Untimed passes first: shader compilation, and on WebGPU tfjs' host code still warming up in V8's JIT. */
+  warmupPasses?: number;
   /** Where to write the JSON (default bench/results/core-<backend>.json; '' to skip). */
   out?: string;
   /** Time with process CPU time instead of wall time. */
@@ -104,8 +106,8 @@ async function timeTraining(config: CoreConfig, o: Required<BenchCoreOptions>): 
   const es = tf.tidy(() => tf.cast(tf.less(tf.randomUniform([o.batch, o.seqLen], 0, 1, 'float32', 3), 0.01), 'float32')) as tf.Tensor2D;
   const state = core.initialState(o.batch);
   let start = 0;
-  for (let i = 0; i < 1 + o.passes; i++) {
-    if (i === 1) start = clock(o.cpuTime);
+  for (let i = 0; i < o.warmupPasses + o.passes; i++) {
+    if (i === o.warmupPasses) start = clock(o.cpuTime);
     const { value, grads } = tf.variableGrads(() => {
       const r = core.forward(xs, state, es);
       disposeState(r.state);
@@ -136,6 +138,7 @@ export async function benchCores(opts: BenchCoreOptions = {}): Promise<BenchCore
     steps: 200,
     warmup: 20,
     passes: 3,
+    warmupPasses: 1,
     cpuTime: false,
     out: join('bench', 'results', `core-${info.active}.json`),
     // Options left undefined keep their defaults.
