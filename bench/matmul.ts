@@ -7,8 +7,11 @@
  * Per product: GPU time from timestamp queries (on a device without them, such as a software adapter: wall time of
  * --runs back-to-back runs up to a readback, per run) and TFLOP/s, first with
  * tfjs' packed 32×32 program forced (WEBGPU_MATMUL_PROGRAM_TYPE=3, which bypasses the wrapper; what tfjs picks for
- * these shapes, except split-K for some weight gradients), then as the wrapper runs it: weight gradients X^T·dY
- * split along the inner dimension and summed in order, input gradients dY·Wᵀ on a transposed copy of W.
+ * these shapes, except split-K for some weight gradients), then as the wrapper runs it (the tiled product of
+ * `memory/webgpu/gemm.ts` at these sizes; `HQLT_GEMM=0` for the wrapper's tfjs paths).
+ *
+ * On the H100 (2026-12-07) these standalone times read several times the same products' times inside a training
+ * pass, for both programs; `bench/gpu.js --profile`'s per-shape table is the reference for products in a pass.
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
