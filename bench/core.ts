@@ -34,6 +34,8 @@ export interface BenchCoreOptions {
   passes?: number;
   /** Untimed passes first: shader compilation, and on WebGPU tfjs' host code still warming up in V8's JIT. */
   warmupPasses?: number;
+  /** ...and at least this many seconds of them. */
+  warmupSeconds?: number;
   /** Where to write the JSON (default bench/results/core-<backend>.json; '' to skip). */
   out?: string;
   /** Time with process CPU time instead of wall time. */
@@ -105,9 +107,7 @@ async function timeTraining(config: CoreConfig, o: Required<BenchCoreOptions>): 
   // A few episode boundaries, as in real rollouts.
   const es = tf.tidy(() => tf.cast(tf.less(tf.randomUniform([o.batch, o.seqLen], 0, 1, 'float32', 3), 0.01), 'float32')) as tf.Tensor2D;
   const state = core.initialState(o.batch);
-  let start = 0;
-  for (let i = 0; i < o.warmupPasses + o.passes; i++) {
-    if (i === o.warmupPasses) start = clock(o.cpuTime);
+  const pass = async () => {
     const { value, grads } = tf.variableGrads(() => {
       const r = core.forward(xs, state, es);
       disposeState(r.state);
@@ -115,7 +115,11 @@ async function timeTraining(config: CoreConfig, o: Required<BenchCoreOptions>): 
     }, core.trainableVariables());
     await Promise.all(Object.values(grads).map((g) => g.data()));
     tf.dispose([value, ...Object.values(grads)]);
-  }
+  };
+  const warmupEnd = performance.now() + 1000 * o.warmupSeconds;
+  for (let i = 0; i < o.warmupPasses || performance.now() < warmupEnd; i++) await pass();
+  const start = clock(o.cpuTime);
+  for (let i = 0; i < o.passes; i++) await pass();
   const seconds = (clock(o.cpuTime) - start) / 1000 / o.passes;
   disposeState(state);
   tf.dispose([xs, es]);
@@ -139,6 +143,7 @@ export async function benchCores(opts: BenchCoreOptions = {}): Promise<BenchCore
     warmup: 20,
     passes: 3,
     warmupPasses: 1,
+    warmupSeconds: 0,
     cpuTime: false,
     out: join('bench', 'results', `core-${info.active}.json`),
     // Options left undefined keep their defaults.

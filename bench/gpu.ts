@@ -252,7 +252,7 @@ for (const mode of values.fused!.split(',').filter(Boolean)) {
   const size = values.smoke ? { batch: 4, seqLen: 64, dim: 64, window: 16 } : { batch: 64, seqLen: 256, dim: 256, window: 64 };
   const sizeName = `B=${size.batch} T=${size.seqLen} D=${size.dim} L=2 H=4 S=${size.window}`;
   const [train, gruTrain] = await benchCores({
-    backend: values.backend, types: ['hqlt-sync', 'gru'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 3, warmupPasses: 3, out: '',
+    backend: values.backend, types: ['hqlt-sync', 'gru'], ...size, layers: 2, heads: 4, steps: 20, warmup: 3, passes: 3, warmupPasses: 3, warmupSeconds: 3, out: '',
   });
   const valid = webgpuErrorCount() === errorsBefore;
   const lines: [string, number | null, string][] = [
@@ -299,7 +299,7 @@ for (const size of values.sizes!.split(',').filter(Boolean)) {
     const errorsBefore = webgpuErrorCount();
     const [result] = await benchCores({
       backend: values.backend, types: [type], batch: s.batch, seqLen: 256, dim: s.dim, layers: 2, heads: 4,
-      window: 64, steps: 20, warmup: 3, passes: 3, warmupPasses: 3, out: '',
+      window: 64, steps: 20, warmup: 3, passes: 3, warmupPasses: 3, warmupSeconds: 3, out: '',
     });
     const gpuErrors = webgpuErrorCount() - errorsBefore;
     if (gpuErrors > 0) console.log(`  ${type} at ${size}: ${gpuErrors} GPU errors (e.g. out of memory): timings invalid`);
