@@ -91,7 +91,8 @@ export function deterministicMatMul(): void {
       const backend = args.backend as unknown as MatMulBackend;
       const env = tf.env();
       if (env.getNumber(PROGRAM_TYPE) >= 0) return matMul(args);
-      const shape = name === 'BatchMatMul' ? gemmShape(a.shape, b.shape, transposeA, transposeB) : null;
+      const floats = a.dtype === 'float32' && b.dtype === 'float32';
+      const shape = name === 'BatchMatMul' && floats ? gemmShape(a.shape, b.shape, transposeA, transposeB) : null;
       const tile = shape && usesGemm(shape) ? gemmTile() : null;
       if (shape && tile) {
         const c = gemm(args.backend, a, b, shape, tile);
