@@ -18,7 +18,7 @@ import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outpu
 import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
 import { gemmShape, innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
-import { DEFAULT_TILE, gemm, gemmSplits, type GemmTile } from '../memory/webgpu/gemm.js';
+import { DEFAULT_TILE, gemm, gemmSplits, gemmTile, type GemmTile } from '../memory/webgpu/gemm.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { randomLossInputs } from './fixtures/ppo-loss.js';
 import { makeDistribution } from '../agents/distributions.js';
@@ -668,5 +668,26 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     expect(tf.memory().numTensors).toBe(tensors);
     tf.dispose([xs, starts, ...Object.values(state)]);
     core.dispose();
+  });
+});
+
+describe('the tiled product\'s settings', () => {
+  it('HQLT_GEMM=0 turns it off, HQLT_GEMM_TILE picks a tiling, and a bad tiling is refused with what a good one is', () => {
+    const saved = { off: process.env.HQLT_GEMM, tile: process.env.HQLT_GEMM_TILE };
+    try {
+      delete process.env.HQLT_GEMM;
+      delete process.env.HQLT_GEMM_TILE;
+      expect(gemmTile()).toEqual(DEFAULT_TILE);
+      process.env.HQLT_GEMM_TILE = '64,128,16,4,8';
+      expect(gemmTile()).toEqual({ BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 });
+      for (const bad of ['128,128,8,6,8', '128,128,8', '4096,4096,8,4,4', 'x'])
+        expect(() => ((process.env.HQLT_GEMM_TILE = bad), gemmTile()), bad).toThrow(/HQLT_GEMM_TILE='.*' is not a tiling: give BM,BN,BK,TM,TN .* e\.g\. 128,128,8,8,8/);
+      process.env.HQLT_GEMM = '0';
+      expect(gemmTile()).toBeNull();
+    } finally {
+      for (const [key, value] of [['HQLT_GEMM', saved.off], ['HQLT_GEMM_TILE', saved.tile]] as const)
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+    }
   });
 });

@@ -15,7 +15,7 @@
  * order, so results are the same bits run after run (no atomics).
  */
 import type * as tf from '@tensorflow/tfjs';
-import { runProgram, type FusedProgram } from './runner.js';
+import { fits, runProgram, type FusedProgram } from './runner.js';
 
 /** Block and per-invocation tile sizes. BM/TM and BN/TN invocations per axis; TM, TN multiples of 4. */
 export interface GemmTile {
@@ -192,6 +192,9 @@ interface Disposer {
  * product's shape). A and B are float32 tensors on the WebGPU backend, stored as the shape says.
  */
 export function gemm(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo, s: GemmShape, tile: GemmTile = DEFAULT_TILE): tf.TensorInfo {
+  const bytes = 4 * tile.BK * (tile.BM + tile.BN + 8);
+  if (!fits(bytes, (tile.BM / tile.TM) * (tile.BN / tile.TN), 3))
+    throw new Error(`The matrix-product tiling ${JSON.stringify(tile)} needs ${bytes} bytes of workgroup memory or more invocations than this GPU has per workgroup: pick a smaller one (HQLT_GEMM_TILE).`);
   const blocks = s.batch * Math.ceil(s.M / tile.BM) * Math.ceil(s.N / tile.BN);
   const splits = gemmSplits(blocks, s.K);
   const [parts] = runProgram(backend, gemmProgram(s, tile, splits), [a, b]);
