@@ -5,11 +5,12 @@
  * zombie) must count as gone, as it does in a container whose init does not reap.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LOCK_FILE, lockRunDir, type LockOwner } from '../util/run-lock.js';
+import { Stopped } from '../util/interrupt.js';
 
 const children: ReturnType<typeof spawn>[] = [];
 afterEach(() => {
@@ -51,6 +52,20 @@ describe('run lock', () => {
     expect(warn.mock.calls.flat().join('\n')).toContain(`waiting for pid ${pid}`);
     expect(warn.mock.calls.flat().join('\n')).toContain('removed a stale lock');
     lock.release();
+  });
+
+  it('Ctrl-C (an aborted signal) during that wait stops it at once, leaving the lock to its holder', async () => {
+    vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const pid = holder(20_000);
+    const dir = lockHeldBy({ pid, parent: deadPid() });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort('SIGINT'), 200);
+    const start = Date.now();
+    const wait = lockRunDir(dir, controller.signal);
+    await expect(wait).rejects.toThrow(Stopped);
+    await expect(wait).rejects.toThrow(`Stopped while waiting for pid ${pid}`);
+    expect(Date.now() - start).toBeLessThan(2000);
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(pid);
   });
 
   it('a holder whose parent is alive (a running suite) is not waited for: the lock is refused at once', async () => {

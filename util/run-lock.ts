@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileError } from './files.js';
+import { Stopped } from './interrupt.js';
 
 export const LOCK_FILE = 'run.lock';
 
@@ -76,21 +77,25 @@ function zombie(pid: number): boolean {
 
 /**
  * Waits (up to ORPHAN_WAIT_MS) for an orphaned trial process holding a lock to exit; asynchronously, so a Ctrl-C
- * meanwhile is handled.
+ * meanwhile (an aborted `signal`) stops the wait.
  */
-async function waitForExit(owner: LockOwner): Promise<void> {
+async function waitForExit(owner: LockOwner, runDir: string, signal?: AbortSignal): Promise<void> {
   console.warn(`Note: waiting for pid ${owner.pid} (a trial process of a suite that is gone) to exit and release its lock.`);
   const end = Date.now() + ORPHAN_WAIT_MS;
-  while (alive(owner.pid) && Date.now() < end) await sleep(50);
+  while (alive(owner.pid) && Date.now() < end) {
+    if (signal?.aborted) throw new Stopped(`Stopped while waiting for pid ${owner.pid} to release ${runDir}; nothing was written.`);
+    await sleep(50);
+  }
 }
 
 const same = (a: LockOwner, b: LockOwner) => a.pid === b.pid && a.host === b.host && a.started === b.started;
 
 /**
  * Takes the lock of `runDir` (which must exist) or throws a message naming the owner. Stale locks are replaced,
- * with a note on stderr. The lock is also released when the process exits (a second Ctrl-C calls process.exit).
+ * with a note on stderr; an aborted `signal` stops a wait for an orphaned holder (throwing `Stopped`). The lock is
+ * also released when the process exits (a second Ctrl-C calls process.exit).
  */
-export async function lockRunDir(runDir: string): Promise<RunLock> {
+export async function lockRunDir(runDir: string, signal?: AbortSignal): Promise<RunLock> {
   const path = join(runDir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
   if (process.send) me.parent = process.ppid;
@@ -114,7 +119,7 @@ export async function lockRunDir(runDir: string): Promise<RunLock> {
       );
     }
     const local = owner.host === me.host && owner.pid !== process.pid;
-    if (local && owner.parent !== undefined && !alive(owner.parent) && alive(owner.pid)) await waitForExit(owner);
+    if (local && owner.parent !== undefined && !alive(owner.parent) && alive(owner.pid)) await waitForExit(owner, runDir, signal);
     const stale = local && !alive(owner.pid);
     if (!stale || attempt >= 3) {
       const where = owner.host === me.host ? '' : ` on host ${owner.host}`;

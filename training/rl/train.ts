@@ -111,10 +111,10 @@ export interface TrainResult {
  * Takes the run folder's lock (one writer per run), removes temporaries a killed run left there, and refuses to
  * start afresh over an existing run. Returns the lock; a folder this call made is removed again on failure.
  */
-async function openRunDir(runDir: string, resume: boolean): Promise<{ release(): void }> {
+async function openRunDir(runDir: string, resume: boolean, signal?: AbortSignal): Promise<{ release(): void }> {
   const created = !existsSync(runDir);
   mkdirSync(runDir, { recursive: true });
-  const lock = await lockRunDir(runDir);
+  const lock = await lockRunDir(runDir, signal);
   try {
     const removed = cleanStaleTemporaries(runDir);
     if (removed.length) console.warn(`Note: removed ${removed.join(', ')} from ${runDir}: left by a run killed mid-write.`);
@@ -138,7 +138,7 @@ async function openRunDir(runDir: string, resume: boolean): Promise<{ release():
 export async function runTraining(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const backend = await initBackend(config.backend);
   const runDir = runDirOf(config);
-  const run = await openRunDir(runDir, opts.resume ?? false);
+  const run = await openRunDir(runDir, opts.resume ?? false, opts.signal);
   let built: BuiltAgent;
   try {
     const where = { localEnvs: !isRemoteEnvId(config.env), backend: backend.active };

@@ -349,7 +349,7 @@ export async function trainSupervised(rawConfig: unknown, options: TrainOptions 
   try {
     if (runDir) {
       await mkdir(runDir, { recursive: true });
-      lock = await lockRunDir(runDir);
+      lock = await lockRunDir(runDir, options.signal);
       const removed = cleanStaleTemporaries(runDir);
       if (removed.length) console.warn(`Note: removed ${removed.join(', ')} from ${runDir}: left by a run killed mid-write.`);
       if (options.resume) {
