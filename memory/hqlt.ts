@@ -19,7 +19,7 @@ function runBlock(inputs: TensorRecord, constants: TensorRecord, f: (xs: TensorR
 import { randn } from '../util/random.js';
 import { fusedKernelsActive } from './webgpu/index.js';
 import { deltaRuleFits, fusedDeltaRule } from './webgpu/delta.js';
-import { fusedMixNorm } from './webgpu/rowwise.js';
+import { fusedMixNorm, fusedSilu } from './webgpu/rowwise.js';
 import { fusedBufferTail, fusedTimeInfo } from './webgpu/sequence.js';
 import { fusedStep, stepKernelFits, type StepKernelConfig } from './webgpu/step.js';
 import { fusedWindowAttention, windowAttentionFits } from './webgpu/window.js';
@@ -260,7 +260,7 @@ export class HqltLayer implements MixerLayer {
     return {
       q: tf.reshape(q!, [...lead, this.H, this.K]),
       k: tf.reshape(k!, [...lead, this.H, this.K]),
-      v: tf.reshape(tf.mul(v!, tf.sigmoid(v!)), [...lead, this.H, this.V]),
+      v: tf.reshape(fusedKernelsActive() ? fusedSilu(v!) : tf.mul(v!, tf.sigmoid(v!)), [...lead, this.H, this.V]),
       beta,
       mix,
     };

@@ -15,7 +15,7 @@ import { makeRng } from '../util/random.js';
 import { Adam, globalNormScale } from '../training/optim.js';
 import { createCore } from '../memory/registry.js';
 import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outputs } from './fixtures/kernel-cases.js';
-import { fusedMixNorm, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
+import { fusedMixNorm, fusedSilu, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
 import { gemmShape, innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
 import { DEFAULT_TILE, gemm, gemmSplits, gemmTile, type GemmTile } from '../memory/webgpu/gemm.js';
@@ -152,11 +152,11 @@ function sequenceCase(
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// Row-wise kernels of the stack: RMSNorm and SwiGLU, values and gradients.
+// Row-wise kernels of the stack: RMSNorm, SiLU and SwiGLU, values and gradients.
 
 function rowwiseCase(seed: number): Case {
   return {
-    name: `rmsNorm + swiglu ${seed}`,
+    name: `rmsNorm + silu + swiglu ${seed}`,
     run: async () => {
       const rng = makeRng(`rows${seed}`);
       const shape = [int(rng, 1, 4), int(rng, 1, 9), int(rng, 1, 300)];
@@ -164,7 +164,8 @@ function rowwiseCase(seed: number): Case {
       const w = hostTensor(rng, [shape[2]!]);
       const swiglu = (g: tf.Tensor, v: tf.Tensor) =>
         tf.getBackend() === 'webgpu' ? fusedSwiGlu(g, v) : tf.mul(tf.mul(g, tf.sigmoid(g)), v);
-      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => swiglu(rmsNorm(a, b as tf.Tensor1D), c);
+      const silu = (g: tf.Tensor) => (tf.getBackend() === 'webgpu' ? fusedSilu(g) : tf.mul(g, tf.sigmoid(g)));
+      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => swiglu(silu(rmsNorm(a, b as tf.Tensor1D)), c);
       const y = tf.tidy(() => f(x, w, u));
       const [dx, dw, du] = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), dy)))([x, w, u]);
       const result = await read({ y, dx: dx!, dw: dw!, du: du! });
@@ -388,7 +389,7 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     await check(KV_CASES, 1e-5, 1e-4);
   }, 300_000);
 
-  it('RMSNorm, the mixing + norm epilogue and SwiGLU match in value and gradient to 1e-5', async () => {
+  it('RMSNorm, the mixing + norm epilogue, SiLU and SwiGLU match in value and gradient to 1e-5', async () => {
     await check(ROW_CASES, 1e-5, 1e-5);
   });
 

@@ -1,6 +1,7 @@
 /**
  * Fused row-wise kernels, each one dispatch forward and one backward (tfjs' ops take 6 and about 15): RMSNorm with
- * a learned scale (also as the HQLT layer's mixing + per-head norm epilogue), and the SwiGLU product SiLU(g) ⊙ u.
+ * a learned scale (also as the HQLT layer's mixing + per-head norm epilogue), the SwiGLU product SiLU(g) ⊙ u, and
+ * SiLU alone.
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerProgramKernel, type FusedProgram } from './runner.js';
@@ -10,6 +11,8 @@ const NORM = 'HqltRmsNorm';
 const NORM_GRAD = 'HqltRmsNormGrad';
 const SWIGLU = 'HqltSwiGlu';
 const SWIGLU_GRAD = 'HqltSwiGluGrad';
+const SILU = 'HqltSilu';
+const SILU_GRAD = 'HqltSiluGrad';
 /** Invocations per row of the norm kernels (a tree reduction over the row). */
 const ROW_THREADS = 64;
 
@@ -112,10 +115,14 @@ ${
   };
 }
 
-/** SiLU(g) ⊙ u over [N, M]; backward writes dg = dh u σ(g)(1 + g(1 − σ(g))) and du = dh SiLU(g). */
-function swigluProgram(shape: number[], grad: boolean): FusedProgram {
+/**
+ * SiLU(g) ⊙ u over [N, M] (`gated`), or SiLU(g) alone; backward writes dg = dh u σ(g)(1 + g(1 − σ(g))) (u = 1 for
+ * SiLU alone) and du = dh SiLU(g).
+ */
+function swigluProgram(shape: number[], grad: boolean, gated = true): FusedProgram {
   const NT = 256;
   const size = shape.reduce((a, b) => a * b, 1);
+  const u = gated ? ' * in_u[i]' : '';
   const source = /* wgsl */ `
 ${ACTIVATIONS}
 fn main(wg: u32, lid: u32) {
@@ -126,16 +133,17 @@ fn main(wg: u32, lid: u32) {
 ${
   grad
     ? `  let dh = in_dh[i];
-  out_dg[i] = dh * in_u[i] * s * (1.0 + g * (1.0 - s));
-  out_du[i] = dh * g * s;`
-    : '  out_h[i] = g * s * in_u[i];'
+  out_dg[i] = dh${u} * s * (1.0 + g * (1.0 - s));${gated ? '\n  out_du[i] = dh * g * s;' : ''}`
+    : `  out_h[i] = g * s${u};`
 }
 }
 `;
+  const names = gated ? [SWIGLU, SWIGLU_GRAD] : [SILU, SILU_GRAD];
+  const inputs = gated ? ['g', 'u'] : ['g'];
   return {
-    key: `${grad ? SWIGLU_GRAD : SWIGLU}:${shape}`,
-    inputs: grad ? ['g', 'u', 'dh'] : ['g', 'u'],
-    outputs: grad ? [{ name: 'dg', shape }, { name: 'du', shape }] : [{ name: 'h', shape }],
+    key: `${names[grad ? 1 : 0]}:${shape}`,
+    inputs: grad ? [...inputs, 'dh'] : inputs,
+    outputs: grad ? [{ name: 'dg', shape }, ...(gated ? [{ name: 'du', shape }] : [])] : [{ name: 'h', shape }],
     workgroupSize: NT,
     workgroups: Math.ceil(size / NT),
     source,
@@ -156,6 +164,8 @@ function register(): void {
   kernel(NORM_GRAD, norm(true));
   kernel(SWIGLU, (i) => swigluProgram(i.g!.shape, false));
   kernel(SWIGLU_GRAD, (i) => swigluProgram(i.g!.shape, true));
+  kernel(SILU, (i) => swigluProgram(i.g!.shape, false, false));
+  kernel(SILU_GRAD, (i) => swigluProgram(i.g!.shape, true, false));
   // One forward kernel per mixing, so each gradient knows its inputs.
   for (const mixing of Object.keys(MIX_INPUTS) as Mixing[]) {
     const names = [...MIX_INPUTS[mixing], 'w'];
@@ -183,6 +193,11 @@ function register(): void {
       return { g: () => dg!, u: () => du! };
     },
   });
+  tf.registerGradient({
+    kernelName: SILU,
+    inputsToSave: ['g'],
+    gradFunc: (dh, [g]) => ({ g: () => tf.engine().runKernel(SILU_GRAD, { g: g!, dh: dh as tf.Tensor }) as tf.Tensor }),
+  });
 }
 
 const normName = (mixing: Mixing) => (mixing === 'none' ? NORM : `${NORM}_${mixing}`);
@@ -208,4 +223,10 @@ export function fusedMixNorm(fw: tf.Tensor, kv: tf.Tensor, gate: tf.Tensor | nul
 export function fusedSwiGlu<T extends tf.Tensor>(g: T, u: T): T {
   register();
   return tf.engine().runKernel(SWIGLU, { g, u }) as T;
+}
+
+/** SiLU(x) = x σ(x) (WebGPU only). */
+export function fusedSilu<T extends tf.Tensor>(x: T): T {
+  register();
+  return tf.engine().runKernel(SILU, { g: x }) as T;
 }
