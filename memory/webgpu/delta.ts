@@ -94,8 +94,8 @@ function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
     store === 'reads' ? `out_o[vAt(t) + v] = o * r.x * ${lit(1 / Math.sqrt(K))};` : 'out_delta[sAt(t) + v] = delta;';
   return /* wgsl */ `
 ${ACTIVATIONS}
-// W as vec4 rows: invocation v walks row v four elements per load (row loops); column loops read one component.
-// Components past K are zero in W and in the φ vectors, so they add nothing.
+// W in workgroup memory, as vec4 rows, only for the column loops (dWᵀδ, Wᵀdδ, WᵀdO), which read one component each;
+// row work uses the invocations' register rows. Components past K are zero in W and in the φ vectors.
 const K4 = ${K4(K)}u;
 const KP = ${KP(K)}u;
 var<workgroup> W: array<vec4<f32>, ${V * KP(K)}>;
