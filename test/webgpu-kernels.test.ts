@@ -260,6 +260,8 @@ KV_CASES.push(
   sequenceCase(202, ['synchronous', 'delayed-streaming'], 'both', { T: 100, window: 70 }),
   // Wide keys (130 per head).
   sequenceCase(203, ['synchronous'], 'kv', { T: 19, window: 6, keyWidth: 130 }),
+  // Keys 16 wide (two staged slices of the score products per block) with a short window.
+  sequenceCase(204, ['synchronous'], 'kv', { T: 40, window: 8, keyWidth: 16 }),
 );
 const ADAM_CASES = Array.from({ length: 4 }, (_, i) => adamCase(i));
 /** `affine` (on WebGPU with the fused kernels on: tfjs' fused matMul) with random sizes, rank 2 or 3, ReLU or not. */

@@ -87,6 +87,16 @@ ${rows(K, (c) => [0, 1, 2, 3].filter((x) => 4 * c + x < K).map((x) => `    ${buf
 const rowToShared = (name: string, d: Pick<Dims, 'K' | 'V'>) =>
   `  if (lid < ${d.V}u) {\n${rows(d.K, (c) => `    W[lid * KP + ${c}u] = ${name}${c};`)}\n  }`;
 
+/**
+ * What each sweep reads per step besides q, k, v: x and y per row of W (into sa, sb), z per component (the first
+ * sweep, the forward one, reads nothing more).
+ */
+const EXTRAS = {
+  sweep: null,
+  reverse: { x: 'in_do[vAt(t) + lid]', y: 'out_delta[sAt(t) + lid]', z: null },
+  rebuild: { x: 'in_do[vAt(t) + lid]', y: 'out_dd[sAt(t) + lid]', z: 'out_dk[kAt(t) + lid]' },
+} as const;
+
 /** WGSL shared by both programs: layout helpers, per-step loads and the forward sweep. */
 function common(d: Dims, NT: number, store: 'reads' | 'deltas'): string {
   const { T, H, K, V } = d;
@@ -106,7 +116,6 @@ var<workgroup> sdk: array<vec4<f32>, ${K4(K)}>;
 var<workgroup> sv: array<f32, ${V}>;
 var<workgroup> sa: array<f32, ${V}>;
 var<workgroup> sb: array<f32, ${V}>;
-var<workgroup> sdl: array<f32, ${V}>;
 var<workgroup> se: array<f32, ${V}>;
 
 var<private> b: u32;
@@ -119,22 +128,57 @@ fn hAt(t: u32) -> u32 { return (b * ${T}u + t) * ${H}u + h; }
 /** Per-step scratch [B, H, T, V]. */
 fn sAt(t: u32) -> u32 { return (head * ${T}u + t) * ${V}u; }
 
-/** SiLU of the step's raw query and key into sfq, sfk; values into sv. */
-fn load(t: u32, lid: u32) {
-  ${strided('c', K4(K), NT)} {
-    var a = vec4<f32>(0.0);
-    var b = vec4<f32>(0.0);
+/**
+ * What an invocation reads of step t: raw query and key vec4 lid (lid < K4), the value and two per-row extras of row
+ * lid (lid < V), element lid of the raw query and key and of a K-wide extra (lid < K), and the step's norms, keep
+ * and β; zero for t ≥ T. Each sweep fetches step t + 1 before it computes step t, so the reads' latency overlaps
+ * the step's arithmetic instead of stalling every step.
+ */
+struct Step { q: vec4<f32>, k: vec4<f32>, v: f32, x: f32, y: f32, qj: f32, kj: f32, z: f32, r: vec2<f32>, keep: f32, beta: f32 }
+${(store === 'reads' ? (['sweep'] as const) : (['sweep', 'reverse', 'rebuild'] as const))
+  .map((f) => {
+    const extra = EXTRAS[f];
+    return /* wgsl */ `
+fn fetch_${f}(t: u32, lid: u32) -> Step {
+  var s: Step;
+  if (t >= ${T}u) { return s; }
+  if (lid < K4) {
     for (var x = 0u; x < 4u; x++) {
-      let i = 4u * c + x;
+      let i = 4u * lid + x;
       if (i < ${K}u) {
-        a[x] = silu_(in_q[kAt(t) + i]);
-        b[x] = silu_(in_k[kAt(t) + i]);
+        s.q[x] = in_q[kAt(t) + i];
+        s.k[x] = in_k[kAt(t) + i];
       }
     }
-    sfq[c] = a;
-    sfk[c] = b;
   }
-  ${strided('v', V, NT)} { sv[v] = in_v[vAt(t) + v]; }
+  if (lid < ${V}u) {
+    s.v = in_v[vAt(t) + lid];
+    ${extra ? `s.x = ${extra.x};
+    s.y = ${extra.y};` : ''}
+  }
+  ${extra?.z ? `if (lid < ${K}u) {
+    s.qj = in_q[kAt(t) + lid];
+    s.kj = in_k[kAt(t) + lid];
+    s.z = ${extra.z};
+  }` : ''}
+  s.r = norms(t);
+  s.keep = in_keep[b * ${T}u + t];
+  s.beta = in_beta[hAt(t)];
+  return s;
+}`;
+  })
+  .join('\n')}
+/** SiLU of the step's raw query and key into sfq, sfk (zero past K, as SiLU(0) = 0); values and extras into sv, sa, sb. */
+fn stage(s: Step, lid: u32) {
+  if (lid < K4) {
+    sfq[lid] = vec4<f32>(silu_(s.q.x), silu_(s.q.y), silu_(s.q.z), silu_(s.q.w));
+    sfk[lid] = vec4<f32>(silu_(s.k.x), silu_(s.k.y), silu_(s.k.z), silu_(s.k.w));
+  }
+  if (lid < ${V}u) {
+    sv[lid] = s.v;
+    sa[lid] = s.x;
+    sb[lid] = s.y;
+  }
 }
 
 /** Element j of row v of W (column loops). */
@@ -167,13 +211,16 @@ fn norms(t: u32) -> vec2<f32> { return vec2<f32>(out_rn[(head * ${T}u + t) * 2u]
 fn forwardSweep(lid: u32) {
   computeNorms(lid);
 ${rowIn('in_w0', 'w', d)}
+  var next = fetch_sweep(0u, lid);
   for (var t = 0u; t < ${T}u; t++) {
     workgroupBarrier();
-    load(t, lid);
+    let cur = next;
+    stage(cur, lid);
+    next = fetch_sweep(t + 1u, lid);
     workgroupBarrier();
-    let r = norms(t);
-    let keep = in_keep[b * ${T}u + t];
-    let beta = in_beta[hAt(t)];
+    let r = cur.r;
+    let keep = cur.keep;
+    let beta = cur.beta;
     if (lid < ${V}u) {
       let v = lid;
       var u = 0.0;
@@ -224,6 +271,7 @@ function backwardProgram(d: Dims): FusedProgram {
   const source = /* wgsl */ `
 ${common(d, NT, 'deltas')}
 fn dsilu(x: f32) -> f32 { let s = sigmoid_(x); return s * (1.0 + x * (1.0 - s)); }
+var<workgroup> sbeta: array<f32, 8>;
 
 fn main(wg: u32, lid: u32) {
   b = wg / ${H}u;
@@ -236,18 +284,18 @@ fn main(wg: u32, lid: u32) {
   // 2. Reverse sweep over dW: dW_t += s dO_t φ(q_t)ᵀ, dδ_t = dW_t φ(k_t), dφ(k_t) ⊇ dW_tᵀ δ_t,
   //    dW_{t-1} = keep (dW_t − β dδ_t φ(k_t)ᵀ).
 ${rowIn('in_dwT', 'g', d)}
+  var next = fetch_reverse(${T - 1}u, lid);
   for (var n = 0u; n < ${T}u; n++) {
     let t = ${T - 1}u - n;
     workgroupBarrier();
-    load(t, lid);
-    ${strided('v', V, NT)} {
-      sa[v] = in_do[vAt(t) + v];
-      sdl[v] = out_delta[sAt(t) + v];
-    }
+    let cur = next;
+    stage(cur, lid);
+    // (t − 1 wraps past T at the last step: fetch returns zeros.)
+    next = fetch_reverse(t - 1u, lid);
     workgroupBarrier();
-    let r = norms(t);
-    let keep = in_keep[b * ${T}u + t];
-    let beta = in_beta[hAt(t)];
+    let r = cur.r;
+    let keep = cur.keep;
+    let beta = cur.beta;
     var dd = 0.0;
     if (lid < ${V}u) {
       let s = sa[lid] * ${scale} * r.x;
@@ -261,7 +309,7 @@ ${rowToShared('g', d)}
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sdl[v]; }
+      for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sb[v]; }
       out_dk[kAt(t) + j] = a;
     }
     let cb = beta * dd * r.y;
@@ -275,21 +323,21 @@ ${rowOut('out_dw0', 'g', d)}
   workgroupBarrier();
 ${rowIn('in_w0', 'w', d)}
 ${rowToShared('w', d)}
+  next = fetch_rebuild(0u, lid);
   for (var t = 0u; t < ${T}u; t++) {
     workgroupBarrier();
-    load(t, lid);
-    ${strided('v', V, NT)} {
-      sa[v] = in_do[vAt(t) + v];
-      sb[v] = out_dd[sAt(t) + v];
-    }
+    let cur = next;
+    stage(cur, lid);
+    next = fetch_rebuild(t + 1u, lid);
     workgroupBarrier();
-    let r = norms(t);
-    let keep = in_keep[b * ${T}u + t];
-    let beta = in_beta[hAt(t)];
-    ${strided('j', K, NT)} {
+    let r = cur.r;
+    let keep = cur.keep;
+    let beta = cur.beta;
+    if (lid < ${K}u) {
+      let j = lid;
       var a = 0.0;
       for (var v = 0u; v < ${V}u; v++) { a += wGet(v, j) * sb[v]; }
-      sdk[j / 4u][j % 4u] = out_dk[kAt(t) + j] - beta * keep * a;
+      sdk[j / 4u][j % 4u] = cur.z - beta * keep * a;
     }
     if (lid < ${V}u) {
       var u = 0.0;
@@ -301,6 +349,12 @@ ${rows(K, (c) => `      w${c} = keep * w${c} + dl * sfk[${c}];`)}
     }
     workgroupBarrier();
 ${rowToShared('w', d)}
+    // dβ_t = Σ_v se[v] in 8 interleaved parts, so no invocation walks all V in series.
+    if (lid < 8u) {
+      var s = 0.0;
+      for (var v = lid; v < ${V}u; v += 8u) { s += se[v]; }
+      sbeta[lid] = s;
+    }
     workgroupBarrier();
     ${strided('j', K, NT)} {
       var a = 0.0;
@@ -309,18 +363,17 @@ ${rowToShared('w', d)}
     }
     workgroupBarrier();
     if (lid == 0u) {
-      var s = 0.0;
-      for (var v = 0u; v < ${V}u; v++) { s += se[v]; }
-      out_dbeta[hAt(t)] = s;
+      out_dbeta[hAt(t)] = ((sbeta[0] + sbeta[1]) + (sbeta[2] + sbeta[3])) + ((sbeta[4] + sbeta[5]) + (sbeta[6] + sbeta[7]));
     }
     var pq = 0.0;
     var pk = 0.0;
     for (var c = 0u; c < K4; c++) { pq += dot(sfq[c], sdq[c]); pk += dot(sfk[c], sdk[c]); }
     pq *= r.x;
     pk *= r.y;
-    ${strided('j', K, NT)} {
-      out_dq[kAt(t) + j] = (sdq[j / 4u][j % 4u] - sfq[j / 4u][j % 4u] * r.x * pq) * r.x * dsilu(in_q[kAt(t) + j]);
-      out_dk[kAt(t) + j] = (sdk[j / 4u][j % 4u] - sfk[j / 4u][j % 4u] * r.y * pk) * r.y * dsilu(in_k[kAt(t) + j]);
+    if (lid < ${K}u) {
+      let j = lid;
+      out_dq[kAt(t) + j] = (sdq[j / 4u][j % 4u] - sfq[j / 4u][j % 4u] * r.x * pq) * r.x * dsilu(cur.qj);
+      out_dk[kAt(t) + j] = (sdk[j / 4u][j % 4u] - sfk[j / 4u][j % 4u] * r.y * pk) * r.y * dsilu(cur.kj);
     }
   }
 }

@@ -3,17 +3,19 @@
  * backward. Each query attends over at most S keys (the current step and the S − 1 before it, reaching into the
  * state's key buffer at the start); key distance d is visible when d ≤ min(pos, S − 1), or d ≤ pos mod S for the
  * delayed-chunk blend. RoPE rotates the query by the distance, with the layer's tables (by distance, up to S − 1,
- * scaled by 1/√K); here every row is rotated once, by its offset from a base step of its workgroup (see
- * tiledProgram), since (R(t − b) q)·(R(j − b) k) = (R(t − j) q)·k.
+ * scaled by 1/√K); here every row is rotated once, by its offset from a base step of its workgroup, since
+ * (R(t − b) q)·(R(j − b) k) = (R(t − j) q)·k.
  *
- * Parallel structure: one workgroup per (stream, head, block of NQ rows), one invocation per row. The rows another
- * row pairs with (keys and values for a query; queries, output gradients and softmax statistics for a key) are
- * staged through workgroup memory in chunks of C distances: a chunk covers NQ + C − 1 rows, loaded coalesced, and
- * at distance d every invocation reads the row d away from its own. Tiles hold vec4s, rows padded to an odd number
- * of them, so those reads are free of bank conflicts.
+ * Parallel structure (FlashAttention's): one workgroup per (stream, head, block of BT rows), walking the blocks of
+ * BT partner rows its band of the window touches: BT + S − 1 keys for a block of queries, BT + S − 1 queries for a
+ * block of keys. Each block pair is two small matrix products through workgroup memory with register tiles: an
+ * invocation owns 4 × 4 scores, and 4 rows × every (BT/4)-th vec4 of the result rows. Scores are masked by the
+ * window, so about half the work of a pair of blocks is discarded when S ≈ BT; in exchange every multiply-add reads
+ * its operands from registers, where one invocation per query row read them from workgroup memory (5× slower on
+ * an H100).
  *
  * Backward (FlashAttention's): the forward also writes each query's log-sum-exp; the query pass computes
- * D = dO·O and dq, the key pass walks each key's queries for dk and dv (for the state's buffer slots too).
+ * D = dO·O and dq, the key pass walks each key block's queries for dk and dv (for the state's buffer slots too).
  */
 import * as tf from '@tensorflow/tfjs';
 import { fits, registerProgramKernel, webgpuLimits, type FusedProgram } from './runner.js';
@@ -48,98 +50,81 @@ interface Config {
   chunked: boolean;
 }
 
-/** Rows per workgroup (one invocation each) and distances per staged chunk. */
-interface Tiling {
-  NQ: number;
-  C: number;
-}
+/** Rows per block (a multiple of KC whose quarter is a power of two, for the swizzle of `pAt`). */
+type Tiling = 32 | 64;
+/** Width of the slices of the products' inner dimension staged through workgroup memory at a time. */
+const KC = 16;
 
 const BASE_INPUTS = ['q', 'k', 'v', 'ks', 'vs', 'pos'] as const;
 const inputNames = (c: Pick<Config, 'rope'>) => [...BASE_INPUTS, ...(c.rope ? ['cos', 'sin'] : [])];
 /** vec4s per row of width n (zero-padded). */
 const vec4s = (n: number) => Math.ceil(n / 4);
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /**
- * A row stride in vec4s: odd, so the 8 invocations of a 16-byte shared-memory access phase, reading consecutive
- * rows, hit distinct banks.
+ * Workgroup memory: the two staged slices of a score product, the staged slice of a row product, the score tile
+ * (also the result rows before they are rotated back, so at least BT × K) and four per-row statistics.
  */
-const padded = (n: number) => (n % 2 === 0 ? n + 1 : n);
-/** Workgroup memory of a tiling: two vec4 row tiles and three per-row scalars (the key pass's statistics). */
-const tileBytes = (K: number, V: number, t: Tiling) => 4 * (t.NQ + t.C - 1) * (4 * padded(vec4s(K)) + 4 * padded(vec4s(V)) + 3);
+const tileBytes = (K: number, V: number, BT: Tiling) =>
+  16 * (2 * KC * (BT / 4) + KC * Math.max(vec4s(K), vec4s(V)) + Math.max(BT * (BT / 4), BT * vec4s(K))) + 16 * BT;
 
-/** The largest tiling that fits the device (more rows per workgroup first, then longer chunks), or null. */
+/** Blocks of 64 rows for windows longer than 32 where they fit the device, else of 32, or null. */
 function tilingFor(K: number, V: number, S: number): Tiling | null {
   const limit = webgpuLimits()?.maxComputeWorkgroupStorageSize ?? 0;
-  for (const NQ of [64, 32])
-    for (const C of [32, 16, 8, 4, 2, 1]) {
-      if (C > Math.max(S, 1) && C > 1) continue;
-      if (tileBytes(K, V, { NQ, C }) <= limit) return { NQ, C };
-    }
+  for (const BT of S > 32 ? ([64, 32] as const) : ([32] as const)) if (tileBytes(K, V, BT) <= limit) return BT;
   return null;
 }
+const threads = (BT: Tiling) => (BT / 4) ** 2;
 
 /** Whether the kernels fit the active device (the key pass binds the most buffers). */
 export function windowAttentionFits(K: number, V: number, S: number, rope: boolean): boolean {
-  const t = tilingFor(K, V, S);
-  return t !== null && fits(tileBytes(K, V, t), t.NQ, inputNames({ rope }).length + 3 + 4);
+  const BT = tilingFor(K, V, S);
+  return BT !== null && fits(tileBytes(K, V, BT), threads(BT), inputNames({ rope }).length + 3 + 4);
 }
 
 /**
- * WGSL of a tiled pass over `rows` rows per (stream, head). `load` fills the tiles for the chunk of distances
- * starting at d0 (rows from `lo`), `body` runs for each visible distance d with `r`, its tile row.
- *
- * RoPE: rather than rotating by each distance in the inner loop, every row is rotated once, by its offset from a
- * base step of the workgroup, as it is loaded ((R(t − base) q)·(R(j − base) k) = (R(t − j) q)·k): the inner loops
- * are plain dot products of vec4s, and gradients are rotated back at the end. 1/√K goes with the query side.
+ * WGSL shared by the three passes: bindings' helpers, the tiles, and two product loops (`scores`, `rowsProduct`)
+ * generated for the tiling. Rows of a block are `m` in 0..BT; invocation (tx, ty) owns tile rows 4ty .. 4ty + 3.
  */
-function tiledProgram(
-  name: string,
-  c: Config,
-  t: Tiling,
-  io: { inputs: string[]; outputs: FusedProgram['outputs'] },
-  rows: number,
-  parts: { prologue: string; lo: string; load: string; row: string; visible: string; body: string; epilogue: string },
-): FusedProgram {
-  const { B, H, K, V, S } = c;
-  const { NQ, C } = t;
-  const R = NQ + C - 1;
-  const blocks = Math.ceil(rows / NQ);
+function common(c: Config, BT: Tiling, io: { inputs: string[] }) {
+  const { H, K, V, S, T } = c;
+  const BT4 = BT / 4;
+  const TX = BT4;
+  const NT = threads(BT);
   const q2 = Math.floor(K / 2); // (RoPE needs an even K; pair() is unused otherwise)
   // With one slot (S = 1) every distance is 0 and RoPE is the identity (times the tables' 1/√K).
   const rope = c.rope && S > 1;
-  return {
-    key: `${name}:${JSON.stringify(c)}:${JSON.stringify(t)}`,
-    ...io,
-    workgroupSize: NQ,
-    workgroups: B * H * blocks,
-    source: /* wgsl */ `
+  const hasGrad = io.inputs.includes('do');
+  const source = /* wgsl */ `
 const K4 = ${vec4s(K)}u;
-const V4 = ${vec4s(V)}u;
-const KP = ${padded(vec4s(K))}u;
-const VP = ${padded(vec4s(V))}u;
-var<workgroup> ta: array<vec4<f32>, ${R * padded(vec4s(K))}>;
-var<workgroup> tb: array<vec4<f32>, ${R * padded(vec4s(V))}>;
-var<workgroup> tx: array<f32, ${R}>;
-var<workgroup> ty: array<f32, ${R}>;
-var<workgroup> tz: array<f32, ${R}>;
+const BT4 = ${BT4}u;
+const TX = ${TX}u;
+var<workgroup> sa: array<vec4<f32>, ${KC * BT4}>;
+var<workgroup> sb: array<vec4<f32>, ${KC * BT4}>;
+var<workgroup> sx: array<vec4<f32>, ${KC * Math.max(vec4s(K), vec4s(V))}>;
+var<workgroup> sp: array<vec4<f32>, ${Math.max(BT * BT4, BT * vec4s(K))}>;
+/** Per block row: visible limit, then max or log-sum-exp, sum or D, correction (by pass). */
+var<workgroup> rl: array<f32, ${BT}>;
+var<workgroup> rm: array<f32, ${BT}>;
+var<workgroup> rs: array<f32, ${BT}>;
+var<workgroup> rc: array<f32, ${BT}>;
 var<private> b: u32;
 var<private> h: u32;
+var<private> tx: u32;
+var<private> ty: u32;
 
-fn rowK(t: u32) -> u32 { return ((b * ${c.T}u + t) * ${H}u + h) * ${K}u; }
-fn rowV(t: u32) -> u32 { return ((b * ${c.T}u + t) * ${H}u + h) * ${V}u; }
-fn stat(t: u32) -> u32 { return (b * ${c.T}u + t) * ${H}u + h; }
+fn rowK(t: u32) -> u32 { return ((b * ${T}u + t) * ${H}u + h) * ${K}u; }
+fn rowV(t: u32) -> u32 { return ((b * ${T}u + t) * ${H}u + h) * ${V}u; }
+fn stat(t: i32) -> u32 { return (b * ${T}u + u32(t)) * ${H}u + h; }
+fn inSequence(t: i32) -> bool { return t >= 0 && t < ${T}; }
 /** Key or value component i of step j (j < 0: the state's buffer slot S + j; callers keep -S <= j < T). */
 fn keyAt(j: i32, i: u32) -> f32 {
   if (j >= 0) { return in_k[rowK(u32(j)) + i]; }
   return in_ks[((b * ${H}u + h) * ${S}u + u32(${S} + j)) * ${K}u + i];
 }
-fn valueAt(j: i32, i: u32) -> f32 {
-  if (j >= 0) { return in_v[rowV(u32(j)) + i]; }
-  return in_vs[((b * ${H}u + h) * ${S}u + u32(${S} + j)) * ${V}u + i];
-}
-fn queryAt(j: i32, i: u32) -> f32 { return in_q[rowK(u32(j)) + i]; }
-/** The largest visible key distance of the query at step t. */
-fn limitAt(t: u32) -> f32 {
-  let p = in_pos[b * ${c.T}u + t];
+/** The largest visible key distance of the query at step t (−1 outside the sequence: nothing visible). */
+fn limitOf(t: i32) -> f32 {
+  if (!inSequence(t)) { return -1.0; }
+  let p = in_pos[b * ${T}u + u32(t)];
   return ${c.chunked ? `p - floor(p / ${lit(S)}) * ${lit(S)}` : `min(p, ${lit(S - 1)})`};
 }
 /** Partner of component i under the RoPE rotation. */
@@ -165,264 +150,309 @@ ${
     : '  return vec2<f32>(1.0, 0.0);'
 }
 }
-/** Component i (zero past the width) of the key (which = 0) or query (1) of step j, rotated by a steps, times scale. */
-fn rotatedAt(j: i32, i: u32, a: i32, scale: f32, which: u32) -> f32 {
-  if (i >= ${K}u) { return 0.0; }
+/** Component i of the key of step j (−S ≤ j < T, else 0) rotated by its offset from base. */
+fn keyRot(j: i32, i: u32, base: i32) -> f32 {
+  if (j < -${S} || j >= ${T} || i >= ${K}u) { return 0.0; }
+  let cs = rope(j - base, i);
+  return keyAt(j, i) * cs.x ${rope ? '+ keyAt(j, pair(i)) * cs.y' : ''};
+}
+/** Component i of the query of step t (0 ≤ t < T, else 0) rotated by its offset from base, times 1/√K. */
+fn queryRot(t: i32, i: u32, base: i32) -> f32 {
+  if (!inSequence(t) || i >= ${K}u) { return 0.0; }
+  let cs = rope(t - base, i);
+  let at = rowK(u32(t));
+  return (in_q[at + i] * cs.x ${rope ? '+ in_q[at + pair(i)] * cs.y' : ''}) * ${lit(1 / Math.sqrt(K))};
+}
+/** Value component e of step j (−S ≤ j < T, else 0). */
+fn value(j: i32, e: u32) -> f32 {
+  if (j < -${S} || j >= ${T} || e >= ${V}u) { return 0.0; }
+  if (j >= 0) { return in_v[rowV(u32(j)) + e]; }
+  return in_vs[((b * ${H}u + h) * ${S}u + u32(${S} + j)) * ${V}u + e];
+}
+${
+  hasGrad
+    ? `/** Output gradient component e of step t (0 ≤ t < T, else 0). */
+fn outGrad(t: i32, e: u32) -> f32 {
+  if (!inSequence(t) || e >= ${V}u) { return 0.0; }
+  return in_do[rowV(u32(t)) + e];
+}`
+    : ''
+}
+/**
+ * Where row m of a block meets row group g (rows 4g .. 4g + 3) in the score tile sp: swizzled, so the 4 × 4 tiles
+ * that invocations write (m = 4 tx + c) fall on distinct banks.
+ */
+fn pAt(m: u32, g: u32) -> u32 { return m * BT4 + (g ^ ((m / 4u) % BT4)); }
+/**
+ * Per-row partial results of the TX invocations sharing a row (the forward's row maxima and sums), in sa while it
+ * is free: swizzled, so both the writes (across x) and the reads (across rows) spread over the banks.
+ */
+fn partial(row: u32, x: u32, v: f32) { let at = row * TX + (x ^ (row % TX)); sa[at / 4u][at % 4u] = v; }
+fn partialAt(row: u32, x: u32) -> f32 { let at = row * TX + (x ^ (row % TX)); return sa[at / 4u][at % 4u]; }
+/** Component i of a result row staged at sp[at ..] (rows of K4 vec4s), rotated back by a steps: R(a)ᵀ g. */
+fn unrotated(at: u32, i: u32, a: i32) -> f32 {
   let cs = rope(a, i);
-  var x = 0.0;
-  var y = 0.0;
-  switch (which) {
-    case 0u: { x = keyAt(j, i); ${rope ? 'y = keyAt(j, pair(i));' : ''} }
-    default: { x = queryAt(j, i); ${rope ? 'y = queryAt(j, pair(i));' : ''} }
-  }
-  return (x * cs.x + y * cs.y) * scale;
+  let x = sp[at + i / 4u][i % 4u];
+  ${rope ? 'let p = pair(i);\n  return x * cs.x - sp[at + p / 4u][p % 4u] * cs.y;' : 'return x;'}
 }
-fn rotated4(j: i32, c: u32, a: i32, scale: f32, which: u32) -> vec4<f32> {
-  return vec4<f32>(rotatedAt(j, 4u * c, a, scale, which), rotatedAt(j, 4u * c + 1u, a, scale, which),
-                   rotatedAt(j, 4u * c + 2u, a, scale, which), rotatedAt(j, 4u * c + 3u, a, scale, which));
-}
-fn valueOr0(j: i32, e: u32) -> f32 { if (e >= ${V}u) { return 0.0; } return valueAt(j, e); }
-fn value4(j: i32, c: u32) -> vec4<f32> {
-  return vec4<f32>(valueOr0(j, 4u * c), valueOr0(j, 4u * c + 1u), valueOr0(j, 4u * c + 2u), valueOr0(j, 4u * c + 3u));
-}
-${io.inputs.filter((n) => n === 'do' || n === 'o').map((n) => /* wgsl */ `
-/** Elements 4c .. 4c + 3 of the ${n} row at \`at\` (zero past the width). */
-fn ${n}Row4(at: u32, c: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var k = 0u; k < 4u; k++) { if (4u * c + k < ${V}u) { r[k] = in_${n}[at + 4u * c + k]; } }
-  return r;
-}
-`).join('')}
-/** A gradient g accumulated against rows rotated by a steps, rotated back (R(a)ᵀ g), component i. */
-fn unrotate(g: ptr<function, array<vec4<f32>, ${vec4s(K)}>>, a: i32, i: u32) -> f32 {
-  let cs = rope(a, i);
-  let p = ${rope ? 'pair(i)' : 'i'};
-  return (*g)[i / 4u][i % 4u] * cs.x - ${rope ? '(*g)[p / 4u][p % 4u] * cs.y' : '0.0'};
-}
-
-fn main(wg: u32, lid: u32) {
-  b = wg / ${H * blocks}u;
-  h = (wg / ${blocks}u) % ${H}u;
-  let n = (wg % ${blocks}u) * ${NQ}u + lid;
-  let live = n < ${rows}u;
-${parts.prologue}
-  for (var d0 = 0u; d0 < ${S}u; d0 += ${C}u) {
-    let lo = ${parts.lo};
-    workgroupBarrier();
-${parts.load}
-    workgroupBarrier();
-    for (var dd = 0u; dd < ${C}u; dd++) {
-      let d = d0 + dd;
-      let r = ${parts.row};
-      if (live && d < ${S}u && ${parts.visible}) {
-${parts.body}
+`;
+  const R = range(4);
+  /** acc[r] (vec4 over the invocation's 4 columns 4tx ..) = Σ_{k < n} A(4ty + r, k) B(col, k), slices of KC. */
+  const scores = (acc: string, n: number, a: (m: string, k: string) => string, bOf: (m: string, k: string) => string) => /* wgsl */ `
+    ${acc} = array<vec4<f32>, 4>();
+    for (var k0 = 0u; k0 < ${n}u; k0 += ${KC}u) {
+      workgroupBarrier();
+      ${strided('e', KC * BT, NT)} {
+        let m = e % ${BT}u;
+        let k = k0 + e / ${BT}u;
+        sa[e / 4u][e % 4u] = ${a('m', 'k')};
+        sb[e / 4u][e % 4u] = ${bOf('m', 'k')};
+      }
+      workgroupBarrier();
+      for (var kk = 0u; kk < ${KC}u; kk++) {
+        let x = sa[kk * BT4 + ty];
+        let y = sb[kk * BT4 + tx];
+        ${R.map((r) => `${acc}[${r}] += x[${r}] * y;`).join(' ')}
+      }
+    }`;
+  /** Columns (vec4s) of a result row of width w each invocation owns: tx, tx + TX, … */
+  const owned = (w: number) => Math.ceil(vec4s(w) / TX);
+  /** For each owned vec4 column (col, register index r·owned + c): `body`, skipped past the width. */
+  const eachOwned = (w: number, body: (r: number, c: number) => string) =>
+    R.flatMap((r) =>
+      range(owned(w)).map((c) => {
+        const guard = vec4s(w) % TX === 0 ? '' : `if (col < ${vec4s(w)}u) `;
+        return `{ let row = 4u * ty + ${r}u; let col = tx + ${TX * c}u; ${guard}{ ${body(r, r * owned(w) + c)} } }`;
+      }),
+    ).join('\n    ');
+  /** acc[r·owned + c] += Σ_m P[m][4ty + r] X(m, vec4 column tx + TX·c), P the score tile, X staged KC rows at a time. */
+  const rowsProduct = (acc: string, w: number, x: (m: string, i: string) => string) => {
+    const W4 = vec4s(w);
+    return /* wgsl */ `
+    for (var m0 = 0u; m0 < ${BT}u; m0 += ${KC}u) {
+      workgroupBarrier();
+      ${strided('e', KC * W4, NT)} {
+        let m = m0 + e / ${W4}u;
+        let i = 4u * (e % ${W4}u);
+        sx[e] = vec4<f32>(${R.map((k) => x('m', `i + ${k}u`)).join(', ')});
+      }
+      workgroupBarrier();
+      for (var mm = 0u; mm < ${KC}u; mm++) {
+        let p = sp[pAt(m0 + mm, ty)];
+        ${range(owned(w))
+          .map((c) => {
+            const guard = W4 % TX === 0 ? '' : `if (col < ${W4}u) `;
+            return `{ let col = tx + ${TX * c}u; ${guard}{ let y = sx[mm * ${W4}u + col]; ${R.map((r) => `${acc}[${r * owned(w) + c}] += p[${r}] * y;`).join(' ')} } }`;
+          })
+          .join('\n        ')}
       }
     }
-  }
-  if (live) {
-${parts.epilogue}
-  }
-}`,
+    workgroupBarrier();`;
   };
+  /** Writes the invocation's 4 × 4 tile (v[r][c]: row 4ty + r, column 4tx + c) into sp, transposed by column. */
+  const writeTile = (v: string) => R.map((c) => `sp[pAt(4u * tx + ${c}u, ty)] = vec4<f32>(${R.map((r) => `${v}[${r}][${c}]`).join(', ')});`).join('\n    ');
+  /** For each of the invocation's 4 × 4 scores: distance d = (first row's step − first column's step) ± offsets. */
+  const eachScore = (body: (r: number, c: number) => string) => R.flatMap((r) => R.map((c) => `{ ${body(r, c)} }`)).join('\n    ');
+  /** Stages the invocation's result rows (acc: K wide) at sp[row · K4 ..] for `unrotated`. */
+  const stageRows = (acc: string) => eachOwned(K, (_r, i) => `sp[row * K4 + col] = ${acc}[${i}];`);
+  const main = (prologue: string, body: string) => /* wgsl */ `
+fn main(wg: u32, lid: u32) {
+  tx = lid % TX;
+  ty = lid / TX;
+${prologue}
+${body}
+}`;
+  return { source, scores, rowsProduct, writeTile, eachScore, eachOwned, owned, stageRows, main, NT, BT4, R };
 }
 
-const INV_SQRT = (c: Config) => lit(1 / Math.sqrt(c.K));
-
-/**
- * Query-side tiles for the chunk from d0: the keys (ta, rotated by their offset from the block's first query t0)
- * and values (tb) of steps lo .. lo + R − 1, lo = t0 − d0 − (C − 1); the query at t0 + lid (rotated by lid) meets
- * distance d at row lid + C − 1 − (d − d0). Rows outside [−S, T) are zero.
- */
-function keyTiles(c: Config, t: Tiling): Pick<Parameters<typeof tiledProgram>[5], 'lo' | 'load' | 'row'> {
-  const R = t.NQ + t.C - 1;
-  const fill = (tile: string, n: number, stride: string, at: string) => /* wgsl */ `
-    ${strided('e', R * n, t.NQ)} {
-      let j = lo + i32(e / ${n}u);
-      var x = vec4<f32>(0.0);
-      if (j >= -${c.S} && j < ${c.T}) { x = ${at}; }
-      ${tile}[(e / ${n}u) * ${stride} + e % ${n}u] = x;
-    }`;
+/** The program record of a pass: one workgroup per (stream, head, block of BT of `rows`). */
+function program(name: string, c: Config, BT: Tiling, io: { inputs: string[]; outputs: FusedProgram['outputs'] }, rows: number, source: string): FusedProgram {
   return {
-    lo: `i32(n - lid) - i32(d0) - ${t.C - 1}`,
-    load:
-      fill('ta', vec4s(c.K), 'KP', `rotated4(j, e % K4, j - i32(n - lid), 1.0, 0u)`) +
-      fill('tb', vec4s(c.V), 'VP', `value4(j, e % V4)`),
-    row: `lid + ${t.C - 1}u - dd`,
+    key: `${name}:${JSON.stringify(c)}:${BT}`,
+    ...io,
+    workgroupSize: threads(BT),
+    workgroups: c.B * c.H * Math.ceil(rows / BT),
+    source,
   };
 }
 
-/** The prologue line loading this invocation's query, rotated by lid and scaled by 1/√K. */
-const loadQuery = (c: Config) => `for (var i = 0u; i < K4; i++) { qv[i] = rotated4(i32(n), i, i32(lid), ${INV_SQRT(c)}, 1u); }`;
+/** The prologue locating the workgroup: stream b, head h, first row `first` of its block (of `rows`, from `from`). */
+const locate = (c: Config, BT: Tiling, rows: number, first: string, from: number) => {
+  const blocks = Math.ceil(rows / BT);
+  return `  b = wg / ${c.H * blocks}u;
+  h = (wg / ${blocks}u) % ${c.H}u;
+  let ${first} = i32((wg % ${blocks}u) * ${BT}u) - ${from};`;
+};
 
-function forwardProgram(c: Config, t: Tiling): FusedProgram {
-  const { B, T, H, K, V } = c;
-  return tiledProgram(
-    FORWARD,
-    c,
-    t,
-    { inputs: inputNames(c), outputs: [{ name: 'o', shape: [B, T, H, V] }, { name: 'lse', shape: [B, T, H] }] },
-    T,
-    {
-      ...keyTiles(c, t),
-      prologue: /* wgsl */ `
-  var qv: array<vec4<f32>, ${vec4s(K)}>;
-  var acc: array<vec4<f32>, ${vec4s(V)}>;
-  var m = -3.0e38;
-  var l = 0.0;
-  var limit = -1.0;
-  if (live) {
-    limit = limitAt(n);
-    ${loadQuery(c)}
-  }`,
-      visible: 'f32(d) <= limit',
-      body: /* wgsl */ `
-        var s = 0.0;
-        for (var i = 0u; i < K4; i++) { s += dot(qv[i], ta[r * KP + i]); }
-        let mNew = max(m, s);
-        let corr = exp(m - mNew);
-        let p = exp(s - mNew);
-        l = l * corr + p;
-        for (var e = 0u; e < V4; e++) { acc[e] = acc[e] * corr + p * tb[r * VP + e]; }
-        m = mNew;`,
-      epilogue: /* wgsl */ `
-    for (var e = 0u; e < ${V}u; e++) { out_o[rowV(n) + e] = acc[e / 4u][e % 4u] / l; }
-    out_lse[stat(n)] = m + log(l);`,
-    },
-  );
-}
+/** Blocks of BT partner rows a block of BT rows meets: BT + S − 1 rows in all. */
+const partnerBlocks = (S: number, BT: Tiling) => Math.ceil((BT + S - 1) / BT);
 
-function backwardQProgram(c: Config, t: Tiling): FusedProgram {
-  const { B, T, H, K, V } = c;
-  return tiledProgram(
-    BACKWARD_Q,
-    c,
-    t,
-    {
-      inputs: [...inputNames(c), 'do', 'o', 'lse'],
-      outputs: [
-        { name: 'dq', shape: [B, T, H, K] },
-        { name: 'dsum', shape: [B, T, H] },
-      ],
-    },
-    T,
-    {
-      ...keyTiles(c, t),
-      prologue: /* wgsl */ `
-  var qv: array<vec4<f32>, ${vec4s(K)}>;
-  var dov: array<vec4<f32>, ${vec4s(V)}>;
-  var dq: array<vec4<f32>, ${vec4s(K)}>;
-  var limit = -1.0;
-  var lse = 0.0;
-  // D = Σ_d p_d (dO·v_d) = dO·O.
-  var D = 0.0;
-  if (live) {
-    limit = limitAt(n);
-    lse = in_lse[stat(n)];
-    ${loadQuery(c)}
-    for (var e = 0u; e < V4; e++) {
-      dov[e] = doRow4(rowV(n), e);
-      D += dot(dov[e], oRow4(rowV(n), e));
+function forwardProgram(c: Config, BT: Tiling): FusedProgram {
+  const { B, T, H, V, S } = c;
+  const io = { inputs: inputNames(c), outputs: [{ name: 'o', shape: [B, T, H, V] }, { name: 'lse', shape: [B, T, H] }] };
+  const g = common(c, BT, io);
+  // Query block t0 ..; key blocks from j0 = t0 − (S − 1); RoPE base t0. Online softmax per query row (rm: running
+  // max, rs: running sum, rc: the correction of this key block), kept by invocations 0 .. BT − 1, one row each, from
+  // the partial maxima and sums of the TX invocations holding the row's scores.
+  const body = /* wgsl */ `
+  var o: array<vec4<f32>, ${4 * g.owned(V)}>;
+  var s: array<vec4<f32>, 4>;
+  for (var kb = 0u; kb < ${partnerBlocks(S, BT)}u; kb++) {
+    let j0 = t0 - ${S - 1} + i32(kb * ${BT}u);
+    ${g.scores('s', c.K, (m, k) => `queryRot(t0 + i32(${m}), ${k}, t0)`, (m, k) => `keyRot(j0 + i32(${m}), ${k}, t0)`)}
+    let d0 = t0 - j0 + i32(4u * ty) - i32(4u * tx);
+    ${g.eachScore((r, cc) => `let d = d0 + ${r - cc}; if (d < 0 || f32(d) > rl[4u * ty + ${r}u]) { s[${r}][${cc}] = -3.0e38; }`)}
+    workgroupBarrier(); // (the last slice's products may still read sa)
+    ${g.R.map((r) => `partial(4u * ty + ${r}u, tx, max(max(s[${r}][0], s[${r}][1]), max(s[${r}][2], s[${r}][3])));`).join('\n    ')}
+    workgroupBarrier();
+    if (lid < ${BT}u) {
+      let mOld = rm[lid];
+      var mx = mOld;
+      for (var x = 0u; x < TX; x++) { mx = max(mx, partialAt(lid, x)); }
+      rm[lid] = mx;
+      rc[lid] = exp(mOld - mx);
     }
-  }`,
-      visible: 'f32(d) <= limit',
-      body: /* wgsl */ `
-        var s = 0.0;
-        for (var i = 0u; i < K4; i++) { s += dot(qv[i], ta[r * KP + i]); }
-        var g = 0.0;
-        for (var e = 0u; e < V4; e++) { g += dot(dov[e], tb[r * VP + e]); }
-        let ds = exp(s - lse) * (g - D);
-        for (var i = 0u; i < K4; i++) { dq[i] += ds * ta[r * KP + i]; }`,
-      // ∂s/∂q = R(lid)ᵀ (rotated key) / √K.
-      epilogue: /* wgsl */ `
-    for (var i = 0u; i < ${K}u; i++) { out_dq[rowK(n) + i] = unrotate(&dq, i32(lid), i) * ${INV_SQRT(c)}; }
-    out_dsum[stat(n)] = D;`,
-    },
-  );
+    workgroupBarrier();
+    ${g.R.map(
+      (r) => `{
+      let row = 4u * ty + ${r}u;
+      let p = select(vec4<f32>(0.0), exp(s[${r}] - rm[row]), s[${r}] > vec4<f32>(-1.0e38));
+      s[${r}] = p;
+      partial(row, tx, p.x + p.y + p.z + p.w);
+    }`,
+    ).join('\n    ')}
+    ${g.writeTile('s')}
+    ${g.eachOwned(V, (r, i) => `o[${i}] *= rc[4u * ty + ${r}u];`)}
+    ${g.rowsProduct('o', V, (m, i) => `value(j0 + i32(${m}), ${i})`)}
+    if (lid < ${BT}u) {
+      var sum = 0.0;
+      for (var x = 0u; x < TX; x++) { sum += partialAt(lid, x); }
+      rs[lid] = rs[lid] * rc[lid] + sum;
+    }
+  }
+  workgroupBarrier();
+  ${g.eachOwned(V, (r, i) => `let t = t0 + i32(row); if (t < ${T}) { let inv = 1.0 / rs[row]; ${range(4).map((k) => (V % 4 === 0 ? '' : `if (4u * col + ${k}u < ${V}u) `) + `{ out_o[rowV(u32(t)) + 4u * col + ${k}u] = o[${i}][${k}] * inv; }`).join(' ')} }`)}
+  if (lid < ${BT}u && t0 + i32(lid) < ${T}) { out_lse[stat(t0 + i32(lid))] = rm[lid] + log(rs[lid]); }`;
+  const prologue = `${locate(c, BT, T, 't0', 0)}
+  if (lid < ${BT}u) { rl[lid] = limitOf(t0 + i32(lid)); rm[lid] = -3.0e38; rs[lid] = 0.0; }`;
+  return program(FORWARD, c, BT, io, T, g.source + g.main(prologue, body));
 }
 
-function backwardKvProgram(c: Config, t: Tiling): FusedProgram {
+function backwardQProgram(c: Config, BT: Tiling): FusedProgram {
   const { B, T, H, K, V, S } = c;
-  const R = t.NQ + t.C - 1;
-  // Key rows n = j + S: the state's S buffer slots (j < 0), then the T steps. Tiles for the chunk from d0: queries
-  // (ta), output gradients (tb), limit (tx), log-sum-exp (ty) and D (tz) of steps lo .. lo + R − 1, lo = j0 + d0; the
-  // key j0 + lid meets distance d at row lid + (d − d0). Steps outside [0, T) get limit −1: never visible. RoPE
-  // base: the block's last key j0 + NQ − 1 (offsets stay within ±(S − 1) when NQ ≤ S).
-  const base = `(i32(n - lid) - ${S} + ${t.NQ - 1})`;
-  const fill = (tile: string, n: number, stride: string, at: string) => /* wgsl */ `
-    ${strided('e', R * n, t.NQ)} {
-      let s = lo + i32(e / ${n}u);
-      var x = vec4<f32>(0.0);
-      if (s >= 0 && s < ${T}) { x = ${at}; }
-      ${tile}[(e / ${n}u) * ${stride} + e % ${n}u] = x;
-    }`;
-  return tiledProgram(
-    BACKWARD_KV,
-    c,
-    t,
-    {
-      inputs: [...inputNames(c), 'do', 'lse', 'dsum'],
-      outputs: [
-        { name: 'dk', shape: [B, T, H, K] },
-        { name: 'dv', shape: [B, T, H, V] },
-        { name: 'dks', shape: [B, H, S, K] },
-        { name: 'dvs', shape: [B, H, S, V] },
-      ],
-    },
-    S + T,
-    {
-      lo: `i32(n - lid) - ${S} + i32(d0)`,
-      load: /* wgsl */ `${fill('ta', vec4s(K), 'KP', `rotated4(s, e % K4, s - ${base}, ${INV_SQRT(c)}, 1u)`)}${fill('tb', vec4s(V), 'VP', 'doRow4(rowV(u32(s)), e % V4)')}
-    ${strided('e', R, t.NQ)} {
-      let s = lo + i32(e);
-      var lim = -1.0;
+  const io = {
+    inputs: [...inputNames(c), 'do', 'o', 'lse'],
+    outputs: [
+      { name: 'dq', shape: [B, T, H, K] },
+      { name: 'dsum', shape: [B, T, H] },
+    ],
+  };
+  const g = common(c, BT, io);
+  // Per query row: rl limit, rm log-sum-exp, rs D = Σ_j p_j (dO·v_j) = dO·O. Scores s and dO·v (dp) per block, then
+  // ds = p (dp − D) into the tile and dq += ds · rotated keys; ∂s/∂q = R(t − t0)ᵀ (rotated key) / √K.
+  const body = /* wgsl */ `
+  var dq: array<vec4<f32>, ${4 * g.owned(K)}>;
+  var s: array<vec4<f32>, 4>;
+  var dp: array<vec4<f32>, 4>;
+  for (var kb = 0u; kb < ${partnerBlocks(S, BT)}u; kb++) {
+    let j0 = t0 - ${S - 1} + i32(kb * ${BT}u);
+    ${g.scores('s', K, (m, k) => `queryRot(t0 + i32(${m}), ${k}, t0)`, (m, k) => `keyRot(j0 + i32(${m}), ${k}, t0)`)}
+    ${g.scores('dp', V, (m, k) => `outGrad(t0 + i32(${m}), ${k})`, (m, k) => `value(j0 + i32(${m}), ${k})`)}
+    let d0 = t0 - j0 + i32(4u * ty) - i32(4u * tx);
+    ${g.eachScore(
+      (r, cc) =>
+        `let row = 4u * ty + ${r}u; let d = d0 + ${r - cc}; let p = select(0.0, exp(s[${r}][${cc}] - rm[row]), d >= 0 && f32(d) <= rl[row]); s[${r}][${cc}] = p * (dp[${r}][${cc}] - rs[row]);`,
+    )}
+    ${g.writeTile('s')}
+    ${g.rowsProduct('dq', K, (m, i) => `keyRot(j0 + i32(${m}), ${i}, t0)`)}
+  }
+  ${g.stageRows('dq')}
+  workgroupBarrier();
+  ${strided('e', BT * K, g.NT)} {
+    let row = e / ${K}u;
+    let i = e % ${K}u;
+    let t = t0 + i32(row);
+    if (t < ${T}) { out_dq[rowK(u32(t)) + i] = unrotated(row * K4, i, i32(row)) * ${lit(1 / Math.sqrt(K))}; }
+  }
+  if (lid < ${BT}u && t0 + i32(lid) < ${T}) { out_dsum[stat(t0 + i32(lid))] = rs[lid]; }`;
+  const prologue = `${locate(c, BT, T, 't0', 0)}
+  if (lid < ${BT}u) {
+    let t = t0 + i32(lid);
+    rl[lid] = limitOf(t);
+    var lse = 0.0;
+    var D = 0.0;
+    if (t < ${T}) {
+      lse = in_lse[stat(t)];
+      let at = rowV(u32(t));
+      for (var e = 0u; e < ${V}u; e++) { D += in_do[at + e] * in_o[at + e]; }
+    }
+    rm[lid] = lse;
+    rs[lid] = D;
+  }`;
+  return program(BACKWARD_Q, c, BT, io, T, g.source + g.main(prologue, body));
+}
+
+function backwardKvProgram(c: Config, BT: Tiling): FusedProgram {
+  const { B, T, H, K, V, S } = c;
+  const io = {
+    inputs: [...inputNames(c), 'do', 'lse', 'dsum'],
+    outputs: [
+      { name: 'dk', shape: [B, T, H, K] },
+      { name: 'dv', shape: [B, T, H, V] },
+      { name: 'dks', shape: [B, H, S, K] },
+      { name: 'dvs', shape: [B, H, S, V] },
+    ],
+  };
+  const g = common(c, BT, io);
+  // Key rows j + S: the state's S buffer slots (j < 0), then the T steps. Key block j0 ..; query blocks from q0 = j0;
+  // RoPE base: the block's last key (offsets stay within ±(S − 1) when BT ≤ S). Tile rows are keys, columns queries,
+  // with the queries' statistics in rl, rm (log-sum-exp), rs (D). ∂s/∂k = R(j − base)ᵀ (rotated, scaled query).
+  const slot = (w: string, i: string) => `((b * ${H}u + h) * ${S}u + u32(${S} + j)) * ${w}u + ${i}`;
+  const body = /* wgsl */ `
+  let base = j0 + ${BT - 1};
+  var dk: array<vec4<f32>, ${4 * g.owned(K)}>;
+  var dv: array<vec4<f32>, ${4 * g.owned(V)}>;
+  var s: array<vec4<f32>, 4>;
+  var dp: array<vec4<f32>, 4>;
+  for (var qb = 0u; qb < ${partnerBlocks(S, BT)}u; qb++) {
+    let q0 = j0 + i32(qb * ${BT}u);
+    if (lid < ${BT}u) {
+      let t = q0 + i32(lid);
+      rl[lid] = limitOf(t);
       var lse = 0.0;
       var D = 0.0;
-      if (s >= 0 && s < ${T}) {
-        lim = limitAt(u32(s));
-        lse = in_lse[stat(u32(s))];
-        D = in_dsum[stat(u32(s))];
+      if (inSequence(t)) {
+        lse = in_lse[stat(t)];
+        D = in_dsum[stat(t)];
       }
-      tx[e] = lim;
-      ty[e] = lse;
-      tz[e] = D;
-    }`,
-      row: 'lid + dd',
-      prologue: /* wgsl */ `
-  let j = i32(n) - ${S};
-  let a = i32(lid) - ${t.NQ - 1};
-  var kv: array<vec4<f32>, ${vec4s(K)}>;
-  var vv: array<vec4<f32>, ${vec4s(V)}>;
-  var dk: array<vec4<f32>, ${vec4s(K)}>;
-  var dv: array<vec4<f32>, ${vec4s(V)}>;
-  if (live) {
-    for (var i = 0u; i < K4; i++) { kv[i] = rotated4(j, i, a, 1.0, 0u); }
-    for (var e = 0u; e < V4; e++) { vv[e] = value4(j, e); }
-  }`,
-      visible: 'f32(d) <= tx[r]',
-      body: /* wgsl */ `
-        var s = 0.0;
-        for (var i = 0u; i < K4; i++) { s += dot(ta[r * KP + i], kv[i]); }
-        let p = exp(s - ty[r]);
-        var g = 0.0;
-        for (var e = 0u; e < V4; e++) {
-          let x = tb[r * VP + e];
-          dv[e] += p * x;
-          g += dot(x, vv[e]);
-        }
-        let ds = p * (g - tz[r]);
-        for (var i = 0u; i < K4; i++) { dk[i] += ds * ta[r * KP + i]; }`,
-      // ∂s/∂k = R(a)ᵀ (rotated, scaled query).
-      epilogue: /* wgsl */ `
-    if (j >= 0) {
-      for (var i = 0u; i < ${K}u; i++) { out_dk[rowK(u32(j)) + i] = unrotate(&dk, a, i); }
-      for (var e = 0u; e < ${V}u; e++) { out_dv[rowV(u32(j)) + e] = dv[e / 4u][e % 4u]; }
-    } else {
-      let slot = (b * ${H}u + h) * ${S}u + u32(${S} + j);
-      for (var i = 0u; i < ${K}u; i++) { out_dks[slot * ${K}u + i] = unrotate(&dk, a, i); }
-      for (var e = 0u; e < ${V}u; e++) { out_dvs[slot * ${V}u + e] = dv[e / 4u][e % 4u]; }
-    }`,
-    },
-  );
+      rm[lid] = lse;
+      rs[lid] = D;
+    }
+    ${g.scores('s', K, (m, k) => `keyRot(j0 + i32(${m}), ${k}, base)`, (m, k) => `queryRot(q0 + i32(${m}), ${k}, base)`)}
+    ${g.scores('dp', V, (m, k) => `value(j0 + i32(${m}), ${k})`, (m, k) => `outGrad(q0 + i32(${m}), ${k})`)}
+    let d0 = q0 - j0 + i32(4u * tx) - i32(4u * ty);
+    ${g.eachScore(
+      (r, cc) =>
+        `let col = 4u * tx + ${cc}u; let d = d0 + ${cc - r}; let p = select(0.0, exp(s[${r}][${cc}] - rm[col]), d >= 0 && f32(d) <= rl[col]); s[${r}][${cc}] = p; dp[${r}][${cc}] = p * (dp[${r}][${cc}] - rs[col]);`,
+    )}
+    ${g.writeTile('s')}
+    ${g.rowsProduct('dv', V, (m, i) => `outGrad(q0 + i32(${m}), ${i})`)}
+    ${g.writeTile('dp')}
+    ${g.rowsProduct('dk', K, (m, i) => `queryRot(q0 + i32(${m}), ${i}, base)`)}
+  }
+  ${g.eachOwned(V, (_r, i) => `let j = j0 + i32(row); if (j < ${T}) { ${range(4).map((k) => (V % 4 === 0 ? '' : `if (4u * col + ${k}u < ${V}u) `) + `{ let e = 4u * col + ${k}u; if (j >= 0) { out_dv[rowV(u32(j)) + e] = dv[${i}][${k}]; } else { out_dvs[${slot(String(V), 'e')}] = dv[${i}][${k}]; } }`).join(' ')} }`)}
+  ${g.stageRows('dk')}
+  workgroupBarrier();
+  ${strided('e', BT * K, g.NT)} {
+    let row = e / ${K}u;
+    let i = e % ${K}u;
+    let j = j0 + i32(row);
+    if (j < ${T}) {
+      let x = unrotated(row * K4, i, j - base);
+      if (j >= 0) { out_dk[rowK(u32(j)) + i] = x; } else { out_dks[${slot(String(K), 'i')}] = x; }
+    }
+  }`;
+  return program(BACKWARD_KV, c, BT, io, S + T, g.source + g.main(locate(c, BT, S + T, 'j0', S), body));
 }
 
 function configOf(inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): Config {
