@@ -241,22 +241,28 @@ export class HqltLayer implements MixerLayer {
   }
 
   /** Splits the projection output [..., P] (after the conv on its q/k/v part) into activated heads. */
-  private split(qkv: tf.Tensor, extra: tf.Tensor | null): Projected {
+  private split(qkv: tf.Tensor, extra: tf.Tensor | null = null): Projected {
     const o = this.options;
     const lead = qkv.shape.slice(0, -1);
-    // Split a 2-D view: the wasm backend splits rank-3 tensors slowly.
-    const [q, k, v] = tf.split(tf.reshape(qkv, [-1, qkv.shape[qkv.rank - 1]!]), [o.keyDim, o.keyDim, o.valueDim], 1);
-    let beta: tf.Tensor | null = null;
-    let mix: tf.Tensor | null = null;
+    const width = qkv.shape[qkv.rank - 1]!;
+    const nBeta = this.usesBeta ? o.heads : 0;
+    const nMix = (extra ? extra.shape[extra.rank - 1]! : width - 2 * o.keyDim - o.valueDim) - nBeta;
+    // Splits of 2-D views: the wasm backend splits rank-3 tensors slowly.
+    let parts: tf.Tensor[];
     if (extra) {
-      // β and the mixing gates are all sigmoids: one for both, then a 2-D split.
-      const nBeta = this.usesBeta ? o.heads : 0;
-      const nMix = extra.shape[extra.rank - 1]! - nBeta;
+      // β and the mixing gates are all sigmoids: one for both, then a split.
       const gates = tf.sigmoid(tf.reshape(extra, [-1, nBeta + nMix]));
-      const [b, m] = nBeta && nMix ? tf.split(gates, [nBeta, nMix], 1) : nBeta ? [gates, null] : [null, gates];
-      if (b) beta = tf.reshape(o.allowNegativeEigenvalues ? tf.mul(b, 2) : b, [...lead, nBeta]);
-      if (m) mix = tf.reshape(m, [...lead, nMix]);
+      parts = [...tf.split(tf.reshape(qkv, [-1, width]), [o.keyDim, o.keyDim, o.valueDim], 1), ...(nBeta && nMix ? tf.split(gates, [nBeta, nMix], 1) : [gates])];
+    } else {
+      // The whole projection in one split, its gradient one concat: nested splits copied it twice each way.
+      const sizes = [o.keyDim, o.keyDim, o.valueDim, ...[nBeta, nMix].filter((n) => n > 0)];
+      parts = tf.split(tf.reshape(qkv, [-1, width]), sizes, 1).map((t, i) => (i < 3 ? t : tf.sigmoid(t)));
     }
+    const [q, k, v, ...gates] = parts;
+    const b = nBeta ? gates[0]! : null;
+    const m = nMix ? gates[nBeta ? 1 : 0]! : null;
+    const beta = b && tf.reshape(o.allowNegativeEigenvalues ? tf.mul(b, 2) : b, [...lead, nBeta]);
+    const mix = m && tf.reshape(m, [...lead, nMix]);
     return {
       q: tf.reshape(q!, [...lead, this.H, this.K]),
       k: tf.reshape(k!, [...lead, this.H, this.K]),
@@ -355,15 +361,16 @@ export class HqltLayer implements MixerLayer {
       next.pos = tf.add(pos, 1);
 
       const proj = matMul2d(x, this.inputWeight());
-      const qkvWidth = 2 * o.keyDim + o.valueDim;
-      let qkv: tf.Tensor = tf.slice(proj, [0, 0], [B, qkvWidth]);
-      const extra = proj.shape[1] > qkvWidth ? tf.slice(proj, [0, qkvWidth], [B, -1]) : null;
+      let projected: Projected;
       if (o.shortConv) {
+        const qkvWidth = 2 * o.keyDim + o.valueDim;
+        const qkv = tf.slice(proj, [0, 0], [B, qkvWidth]);
+        const extra = proj.shape[1] > qkvWidth ? tf.slice(proj, [0, qkvWidth], [B, -1]) : null;
         const win = tf.concat([kept(state.conv!), tf.expandDims(qkv, 1)], 1);
-        qkv = tf.sum(tf.mul(win, this.convTaps()), 1);
         next.conv = tf.slice(win, [0, 1, 0], [-1, -1, -1]);
-      }
-      const { q, k, v, beta, mix } = this.split(qkv, extra); // [B, H, K|V], beta [B, H]
+        projected = this.split(tf.sum(tf.mul(win, this.convTaps()), 1), extra);
+      } else projected = this.split(proj);
+      const { q, k, v, beta, mix } = projected; // [B, H, K|V], beta [B, H]
       if (seen) {
         if (beta) seen.beta = beta;
         // Vector gates are per value channel; scalar ones are laid out [α^FW for each head, α^KV for each head].
@@ -498,13 +505,16 @@ export class HqltLayer implements MixerLayer {
       }
 
       const proj = linear(xs, this.inputWeight());
-      const qkvWidth = 2 * o.keyDim + o.valueDim;
-      // One split rather than two slices: its gradient is one concat, the slices' two zero-pads and an add.
-      let [qkv, extra = null] = proj.shape[2] > qkvWidth ? tf.split(proj, [qkvWidth, proj.shape[2] - qkvWidth], 2) : [proj];
+      let p: Projected; // q, k [B, T, H, K], v [B, T, H, V], beta [B, T, H]
       if (o.shortConv) {
-        [qkv, next.conv] = this.convSequence(qkv, state.conv!, time);
-      }
-      const p = this.split(qkv, extra); // q, k [B, T, H, K], v [B, T, H, V], beta [B, T, H]
+        // The convolution runs over q, k, v only. One split rather than two slices: its gradient is one concat, the
+        // slices' two zero-pads and an add.
+        const qkvWidth = 2 * o.keyDim + o.valueDim;
+        const [qkv, extra = null] = proj.shape[2] > qkvWidth ? tf.split(proj, [qkvWidth, proj.shape[2] - qkvWidth], 2) : [proj];
+        let convolved: tf.Tensor;
+        [convolved, next.conv] = this.convSequence(qkv!, state.conv!, time);
+        p = this.split(convolved, extra);
+      } else p = this.split(proj);
 
       let buffer: { keys: tf.Tensor; values: tf.Tensor } | null = null;
       // The state's buffer followed by the sequence, [B, S + T, H, *]: the fused kernels need it only for the
