@@ -240,7 +240,10 @@ export class HqltLayer implements MixerLayer {
     return tf.transpose(tf.concat(ws, 0)) as tf.Tensor2D;
   }
 
-  /** Splits the projection output [..., P] (after the conv on its q/k/v part) into activated heads. */
+  /**
+   * Splits the projection output into activated heads: `qkv` is the whole projection [..., P], or, with the short
+   * convolution, its convolved q/k/v part, the gates' columns then apart in `extra`.
+   */
   private split(qkv: tf.Tensor, extra: tf.Tensor | null = null): Projected {
     const o = this.options;
     const lead = qkv.shape.slice(0, -1);
