@@ -253,8 +253,22 @@ fn unrotated(at: u32, i: u32, a: i32) -> f32 {
   const writeTile = (v: string) => R.map((c) => `sp[pAt(4u * tx + ${c}u, ty)] = vec4<f32>(${R.map((r) => `${v}[${r}][${c}]`).join(', ')});`).join('\n    ');
   /** For each of the invocation's 4 × 4 scores: distance d = (first row's step − first column's step) ± offsets. */
   const eachScore = (body: (r: number, c: number) => string) => R.flatMap((r) => R.map((c) => `{ ${body(r, c)} }`)).join('\n    ');
-  /** Stages the invocation's result rows (acc: K wide) at sp[row · K4 ..] for `unrotated`. */
-  const stageRows = (acc: string) => eachOwned(K, (_r, i) => `sp[row * K4 + col] = ${acc}[${i}];`);
+  /** For each component k of owned vec4 column `col` of a result row of width w: `body` with e = 4col + k. */
+  const components = (w: number, body: (k: number) => string) =>
+    R.map((k) => (w % 4 === 0 ? '' : `if (4u * col + ${k}u < ${w}u) `) + `{ let e = 4u * col + ${k}u; ${body(k)} }`).join(' ');
+  /**
+   * Writes the invocation's result rows (acc: K wide) rotated back (by `a`, an expression of the block row `row`
+   * and its step `n` = first + row), through sp: `store(x)` for component i of each row whose step n < T.
+   */
+  const rotatedBack = (acc: string, first: string, a: string, store: (x: string) => string) => /* wgsl */ `
+  ${eachOwned(K, (_r, i) => `sp[row * K4 + col] = ${acc}[${i}];`)}
+  workgroupBarrier();
+  ${strided('e', BT * K, NT)} {
+    let row = e / ${K}u;
+    let i = e % ${K}u;
+    let n = ${first} + i32(row);
+    if (n < ${T}) { ${store(`unrotated(row * K4, i, ${a})`)} }
+  }`;
   const main = (prologue: string, body: string) => /* wgsl */ `
 fn main(wg: u32, lid: u32) {
   tx = lid % TX;
@@ -262,7 +276,7 @@ fn main(wg: u32, lid: u32) {
 ${prologue}
 ${body}
 }`;
-  return { source, scores, rowsProduct, writeTile, eachScore, eachOwned, owned, stageRows, main, NT, BT4, R };
+  return { source, scores, rowsProduct, writeTile, eachScore, eachOwned, components, owned, rotatedBack, main, NT, BT4, R };
 }
 
 /** The program record of a pass: one workgroup per (stream, head, block of BT of `rows`). */
@@ -331,7 +345,7 @@ function forwardProgram(c: Config, BT: Tiling): FusedProgram {
     }
   }
   workgroupBarrier();
-  ${g.eachOwned(V, (r, i) => `let t = t0 + i32(row); if (t < ${T}) { let inv = 1.0 / rs[row]; ${range(4).map((k) => (V % 4 === 0 ? '' : `if (4u * col + ${k}u < ${V}u) `) + `{ out_o[rowV(u32(t)) + 4u * col + ${k}u] = o[${i}][${k}] * inv; }`).join(' ')} }`)}
+  ${g.eachOwned(V, (_r, i) => `let t = t0 + i32(row); if (t < ${T}) { let inv = 1.0 / rs[row]; ${g.components(V, (k) => `out_o[rowV(u32(t)) + e] = o[${i}][${k}] * inv;`)} }`)}
   if (lid < ${BT}u && t0 + i32(lid) < ${T}) { out_lse[stat(t0 + i32(lid))] = rm[lid] + log(rs[lid]); }`;
   const prologue = `${locate(c, BT, T, 't0', 0)}
   if (lid < ${BT}u) { rl[lid] = limitOf(t0 + i32(lid)); rm[lid] = -3.0e38; rs[lid] = 0.0; }`;
@@ -366,14 +380,7 @@ function backwardQProgram(c: Config, BT: Tiling): FusedProgram {
     ${g.writeTile('s')}
     ${g.rowsProduct('dq', K, (m, i) => `keyRot(j0 + i32(${m}), ${i}, t0)`)}
   }
-  ${g.stageRows('dq')}
-  workgroupBarrier();
-  ${strided('e', BT * K, g.NT)} {
-    let row = e / ${K}u;
-    let i = e % ${K}u;
-    let t = t0 + i32(row);
-    if (t < ${T}) { out_dq[rowK(u32(t)) + i] = unrotated(row * K4, i, i32(row)) * ${lit(1 / Math.sqrt(K))}; }
-  }
+  ${g.rotatedBack('dq', 't0', 'i32(row)', (x) => `out_dq[rowK(u32(n)) + i] = ${x} * ${lit(1 / Math.sqrt(K))};`)}
   if (lid < ${BT}u && t0 + i32(lid) < ${T}) { out_dsum[stat(t0 + i32(lid))] = rs[lid]; }`;
   const prologue = `${locate(c, BT, T, 't0', 0)}
   if (lid < ${BT}u) {
@@ -407,7 +414,7 @@ function backwardKvProgram(c: Config, BT: Tiling): FusedProgram {
   // Key rows j + S: the state's S buffer slots (j < 0), then the T steps. Key block j0 ..; query blocks from q0 = j0;
   // RoPE base: the block's last key (offsets stay within ±(S − 1) when BT ≤ S). Tile rows are keys, columns queries,
   // with the queries' statistics in rl, rm (log-sum-exp), rs (D). ∂s/∂k = R(j − base)ᵀ (rotated, scaled query).
-  const slot = (w: string, i: string) => `((b * ${H}u + h) * ${S}u + u32(${S} + j)) * ${w}u + ${i}`;
+  const slot = (j: string, w: number, i: string) => `((b * ${H}u + h) * ${S}u + u32(${S} + ${j})) * ${w}u + ${i}`;
   const body = /* wgsl */ `
   let base = j0 + ${BT - 1};
   var dk: array<vec4<f32>, ${4 * g.owned(K)}>;
@@ -440,18 +447,8 @@ function backwardKvProgram(c: Config, BT: Tiling): FusedProgram {
     ${g.writeTile('dp')}
     ${g.rowsProduct('dk', K, (m, i) => `queryRot(q0 + i32(${m}), ${i}, base)`)}
   }
-  ${g.eachOwned(V, (_r, i) => `let j = j0 + i32(row); if (j < ${T}) { ${range(4).map((k) => (V % 4 === 0 ? '' : `if (4u * col + ${k}u < ${V}u) `) + `{ let e = 4u * col + ${k}u; if (j >= 0) { out_dv[rowV(u32(j)) + e] = dv[${i}][${k}]; } else { out_dvs[${slot(String(V), 'e')}] = dv[${i}][${k}]; } }`).join(' ')} }`)}
-  ${g.stageRows('dk')}
-  workgroupBarrier();
-  ${strided('e', BT * K, g.NT)} {
-    let row = e / ${K}u;
-    let i = e % ${K}u;
-    let j = j0 + i32(row);
-    if (j < ${T}) {
-      let x = unrotated(row * K4, i, j - base);
-      if (j >= 0) { out_dk[rowK(u32(j)) + i] = x; } else { out_dks[${slot(String(K), 'i')}] = x; }
-    }
-  }`;
+  ${g.eachOwned(V, (_r, i) => `let j = j0 + i32(row); if (j < ${T}) { ${g.components(V, (k) => `if (j >= 0) { out_dv[rowV(u32(j)) + e] = dv[${i}][${k}]; } else { out_dvs[${slot('j', V, 'e')}] = dv[${i}][${k}]; }`)} }`)}
+  ${g.rotatedBack('dk', 'j0', 'n - base', (x) => `let x = ${x}; if (n >= 0) { out_dk[rowK(u32(n)) + i] = x; } else { out_dks[${slot('n', K, 'i')}] = x; }`)}`;
   return program(BACKWARD_KV, c, BT, io, S + T, g.source + g.main(locate(c, BT, S + T, 'j0', S), body));
 }
 
