@@ -1,11 +1,12 @@
 /**
  * GPU benchmark and cross-backend check (issue: GPU training through WebGPU).
  *
- *   node dist/bench/gpu.js [--backend webgpu] [--check] [--sizes small,batch10] [--ppo-envs 64] [--out file]
+ *   node dist/bench/gpu.js [--backend webgpu] [--precision f32|f16] [--check] [--sizes small,batch10] [--ppo-envs 64] [--out file]
  *
  * --check first computes on the cpu backend, then on the chosen one, and prints (one JSON line each, target
  * ≤ 1e-5 relative) the largest differences of a core's sequence form and gradients (every HQLT blend, GRU, LSTM) and
- * of the weights after 3 PPO updates. Timings: core
+ * of the weights after 3 PPO updates; with --precision f16 (large products on tensor cores) also those of a core
+ * wide enough for its products to take that path (D=256, target ≤ 1e-2). Timings: core
  * forward+backward tokens/s at B=64, T=256, D=256, L=2, H=4, S=64 (`small`) and at 10× the batch (`batch10`), and
  * PPO env-steps/s at each of --ppo-envs (comma-separated; default 64) with a per-phase breakdown of an update. On a GPU machine: `source .gpu/setup.sh && $NODE dist/bench/gpu.js --check`.
  *
@@ -24,7 +25,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend, webgpuErrorCount } from '../memory/backend.js';
+import { initBackend, parsePrecision, webgpuErrorCount } from '../memory/backend.js';
 import { createCore } from '../memory/registry.js';
 import { disposeState } from '../memory/state.js';
 import { setFusedKernels } from '../memory/webgpu/index.js';
@@ -48,11 +49,10 @@ async function readAll(ts: tf.Tensor[]): Promise<Float32Array[]> {
 }
 
 /** Sequence-form outputs and gradients of a small HQLT core, read asynchronously. */
-async function coreOutputs(config: Record<string, unknown>): Promise<Float32Array[]> {
-  const core = createCore({ dim: 32, layers: 2, ...config } as Parameters<typeof createCore>[0], 3);
-  const [B, T] = [4, 40];
+async function coreOutputs(config: Record<string, unknown>, [B, T, D] = [4, 40, 32]): Promise<Float32Array[]> {
+  const core = createCore({ dim: D, layers: 2, ...config } as Parameters<typeof createCore>[0], 3);
   // Inputs made on the host: a GPU's sin() of large arguments is itself off by ~1e-3, which is not the core's error.
-  const xs = tf.tensor3d(Float32Array.from({ length: B * T * 32 }, (_, i) => Math.sin(i)), [B, T, 32]);
+  const xs = tf.tensor3d(Float32Array.from({ length: B * T * D }, (_, i) => Math.sin(i)), [B, T, D]);
   const starts = tf.tensor2d(Float32Array.from({ length: B * T }, (_, i) => (i % 17 === 5 ? 1 : 0)), [B, T]);
   const state = core.initialState(B);
   const { value, grads } = tf.variableGrads(() => {
@@ -164,6 +164,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     'profile-batch': { type: 'string', default: '64' },
     backend: { type: 'string', default: 'webgpu' },
+    precision: { type: 'string' },
     check: { type: 'boolean', default: false },
     sizes: { type: 'string', default: 'small,batch10' },
     types: { type: 'string', default: 'hqlt-sync,gru' },
@@ -181,10 +182,17 @@ const ppoConfig = (backend: string, numEnvs: number, steps: number) =>
     out: mkdtempSync(join(tmpdir(), 'hqlt-gpu-bench-')), name: 'ppo',
   });
 
+// --precision (else HQLT_PRECISION, else f32) reaches every backend start below through the environment.
+const precision = parsePrecision(values.precision ?? process.env.HQLT_PRECISION ?? 'f32');
+process.env.HQLT_PRECISION = precision;
+/** With f16 products, --check adds a core wide and long enough for its products to run on tensor cores. */
+const TENSOR_CORE_CHECK = { config: { type: 'hqlt', blend: 'synchronous', heads: 4, window: 16 }, size: [16, 64, 256] as [number, number, number] };
+
 if (values.check) {
-  await initBackend('cpu');
-  const reference = { core: [] as Float32Array[][], ppo: await ppoWeights(ppoConfig('cpu', 8, 8 * 64 * 3), 3) };
+  await initBackend('cpu', 'f32');
+  const reference = { core: [] as Float32Array[][], ppo: await ppoWeights(ppoConfig('cpu', 8, 8 * 64 * 3), 3), wide: [] as Float32Array[] };
   for (const config of CHECKED) reference.core.push(await coreOutputs(config));
+  if (precision === 'f16') reference.wide = await coreOutputs(TENSOR_CORE_CHECK.config, TENSOR_CORE_CHECK.size);
   await initBackend(values.backend);
   const check: Record<string, number> = {};
   for (const [i, config] of CHECKED.entries()) {
@@ -195,9 +203,19 @@ if (values.check) {
     check[`${name}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
   }
   check['PPO: weights after 3 updates, max |Δ|/max(1,|ref|)'] = maxRelDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
-  report.checkAgainstCpu = check;
   // f32 relative 1e-5 for outputs; gradients and PPO weights (which go through 3 updates) are listed against it too.
   for (const [figure, value] of Object.entries(check)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target: '<= 1e-5' }));
+  if (precision === 'f16') {
+    const [ys, ...grads] = await coreOutputs(TENSOR_CORE_CHECK.config, TENSOR_CORE_CHECK.size);
+    const [refYs, ...refGrads] = reference.wide;
+    const wide = {
+      'core hqlt synchronous, D=256, products on tensor cores: outputs, max |Δ|/max(1,|ref|)': maxRelDiff([ys], [refYs]),
+      'core hqlt synchronous, D=256, products on tensor cores: gradients, max |Δ|/max(1,|ref|) per tensor': maxRelDiff(grads, refGrads),
+    };
+    for (const [figure, value] of Object.entries(wide)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target: '<= 1e-2 (f16 operands)' }));
+    Object.assign(check, wide);
+  }
+  report.checkAgainstCpu = check;
 }
 
 const info = await initBackend(values.backend);

@@ -11,6 +11,7 @@ import { installFastWasmSlice } from './ops.js';
 import { cacheBindGroups, type DispatchingBackend } from './webgpu/bind-groups.js';
 import { splitLongReductions } from './webgpu/reductions.js';
 import { deterministicMatMul } from './webgpu/matmul.js';
+import { checkTensorCores, tensorCores, useTensorCores, type MatrixShape } from './webgpu/gemm.js';
 import { wrapKernel } from './kernels.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,6 +28,9 @@ export interface BackendInfo {
   active: string;
   /** Relevant tfjs environment flags of the active backend. */
   flags: Record<string, unknown>;
+  /** The precision of the large matrix products, and the subgroup matrices that run them in f16 (else null). */
+  precision: Precision;
+  tensorCores: MatrixShape | null;
 }
 
 const require = createRequire(import.meta.url);
@@ -55,6 +59,16 @@ const TF_NAME: Record<Exclude<BackendName, 'auto'>, string> = {
   'tensorflow-gpu': 'tensorflow',
 };
 
+/** Number formats of the large matrix products on WebGPU: f32, or f16 operands with f32 sums on tensor cores. */
+export const PRECISIONS = ['f32', 'f16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** Parses a precision from a flag or environment variable, with a clear error for anything else. */
+export function parsePrecision(name: string): Precision {
+  if ((PRECISIONS as readonly string[]).includes(name)) return name as Precision;
+  throw new Error(`Unknown precision '${name}'. Choose one of: ${PRECISIONS.join(', ')}.`);
+}
+
 /** Parses a backend name from a flag or environment variable, with a clear error for anything else. */
 export function parseBackendName(name: string): BackendName {
   if ((BACKEND_NAMES as readonly string[]).includes(name)) return name as BackendName;
@@ -70,13 +84,14 @@ function tryLoad(name: Exclude<BackendName, 'auto' | 'cpu'>): boolean {
   }
 }
 
-async function activate(name: Exclude<BackendName, 'auto'>, explicit: boolean): Promise<boolean> {
+async function activate(name: Exclude<BackendName, 'auto'>, explicit: boolean, precision: Precision): Promise<boolean> {
   if (name === 'webgpu') {
     const software = explicit && process.env.HQLT_WEBGPU_ADAPTER === 'software';
     // Without a Vulkan loader there is no hardware adapter to find; skip Dawn's noisy failed probe in auto mode.
     if (!explicit && !hasVulkanLoader()) return false;
-    return activateWebgpu(software);
+    return activateWebgpu(software, precision);
   }
+  if (precision !== 'f32') return false;
   if (name !== 'cpu' && !tryLoad(name)) return false;
   try {
     return await tf.setBackend(TF_NAME[name]);
@@ -85,28 +100,37 @@ async function activate(name: Exclude<BackendName, 'auto'>, explicit: boolean): 
   }
 }
 
-/** The backend `initBackend` last activated. */
+/** The backend `initBackend` last activated, and the precision it started with. */
 let activeName: Exclude<BackendName, 'auto'> | undefined;
+let activePrecision: Precision = 'f32';
 
 /**
- * Selects and initialises the backend. The name comes from the argument, else `HQLT_BACKEND`, else `auto`.
- * Fails with an install hint when an explicitly requested backend is not available.
+ * Selects and initialises the backend. The name comes from the argument, else `HQLT_BACKEND`, else `auto`; the
+ * precision of the large matrix products from the second argument, else `HQLT_PRECISION`, else `f32`.
+ * Fails with an install hint when an explicitly requested backend is not available, and with what is missing when
+ * `f16` is asked of a backend or GPU that cannot run it.
  */
-export async function initBackend(requested?: string): Promise<BackendInfo> {
+export async function initBackend(requested?: string, precisionName?: string): Promise<BackendInfo> {
   const name = parseBackendName(requested ?? process.env.HQLT_BACKEND ?? 'auto');
+  const precision = parsePrecision(precisionName ?? process.env.HQLT_PRECISION ?? 'f32');
+  if (precision === 'f16' && name !== 'webgpu')
+    throw new Error(`Precision 'f16' runs matrix products on a GPU's tensor cores through WebGPU: add --backend webgpu, or use --precision f32 (backend '${name}').`);
   // Asking again for the backend in use, or for 'auto' once one is chosen, changes nothing (and must not set up a
   // second Dawn instance).
   if (activeName !== undefined && (name === activeName || name === 'auto') && tf.getBackend() === TF_NAME[activeName]) {
-    return { requested: name, active: tf.getBackend(), flags: backendFlags() };
+    if (precision !== activePrecision)
+      throw new Error(`The ${activeName} backend already runs in precision '${activePrecision}'; it is fixed when the backend starts (asked for '${precision}').`);
+    return activeInfo(name);
   }
   const order: Exclude<BackendName, 'auto'>[] =
     name === 'auto' ? ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] : [name];
   for (const candidate of order) {
-    if (await activate(candidate, name !== 'auto')) {
+    if (await activate(candidate, name !== 'auto', precision)) {
+      activePrecision = precision;
       await tf.ready();
       if (candidate === 'wasm') installFastWasmSlice();
       activeName = candidate;
-      return { requested: name, active: tf.getBackend(), flags: backendFlags() };
+      return activeInfo(name);
     }
   }
   if (name === 'auto') throw new Error('No TensorFlow.js backend could be initialised, not even cpu.');
@@ -145,6 +169,11 @@ function webgpuUnavailable(software: boolean): string {
   );
 }
 
+function activeInfo(requested: BackendName): BackendInfo {
+  const tensorCoresOn = activeName === 'webgpu' ? tensorCores() : null;
+  return { requested, active: tf.getBackend(), flags: backendFlags(), precision: activePrecision, tensorCores: tensorCoresOn };
+}
+
 function backendFlags(): Record<string, unknown> {
   const features = tf.env().features;
   const flags: Record<string, unknown> = {};
@@ -160,8 +189,40 @@ function hasVulkanLoader(): boolean {
 /** The parts of Dawn's Node bindings (`webgpu` package) used here. */
 interface DawnAdapter {
   limits: Record<(typeof RAISED_LIMITS)[number], number>;
-  info?: { description?: string; vendor?: string };
-  requestDevice(descriptor?: { requiredLimits?: Record<string, number> }): Promise<unknown>;
+  features: ReadonlySet<string>;
+  info?: {
+    description?: string;
+    vendor?: string;
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+    subgroupMatrixConfigs?: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
+  };
+  requestDevice(descriptor?: { requiredFeatures?: string[]; requiredLimits?: Record<string, number> }): Promise<unknown>;
+}
+
+/** What f16 products with f32 results on tensor cores need from the device. */
+const F16_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'];
+
+/**
+ * The adapter's subgroup-matrix shape for f16 operands and f32 results (16 × 16 × 16 where offered), or a clear
+ * error saying what the adapter lacks.
+ */
+function f16Matrices(adapter: DawnAdapter): MatrixShape {
+  const info = adapter.info ?? {};
+  const missing = F16_FEATURES.filter((f) => !adapter.features.has(f));
+  const configs = (info.subgroupMatrixConfigs ?? []).filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32');
+  const sizes = [info.subgroupMinSize, info.subgroupMaxSize];
+  const problem = missing.length
+    ? `it lacks ${missing.join(', ')}`
+    : !configs.length
+      ? 'it offers no subgroup matrices with f16 operands and f32 results'
+      : sizes[0] !== sizes[1] || !sizes[0]
+        ? `its subgroup size varies (${sizes.join(' to ')})`
+        : null;
+  if (problem)
+    throw new Error(`--precision f16 runs matrix products on tensor cores (WebGPU subgroup matrices), but this GPU's adapter (${info.description ?? 'unnamed'}) cannot: ${problem}. Use --precision f32.`);
+  const square = configs.find((c) => c.M === 16 && c.N === 16 && c.K === 16) ?? configs[0]!;
+  return { M: square.M, N: square.N, K: square.K, subgroup: sizes[0]! };
 }
 interface DawnGpu {
   requestAdapter(options?: Record<string, unknown>): Promise<DawnAdapter | null>;
@@ -183,7 +244,7 @@ const RAISED_LIMITS = ['maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupSt
  * of 8, and AddN with more inputs silently drops GPU work) and the workgroup limits, and turns off
  * WEBGPU_CPU_FORWARD (else small ops run on the CPU).
  */
-async function activateWebgpu(software: boolean): Promise<boolean> {
+async function activateWebgpu(software: boolean, precision: Precision): Promise<boolean> {
   let dawn: DawnModule;
   try {
     dawn = (await import('webgpu' as string)) as DawnModule;
@@ -194,13 +255,24 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   process.env.EGL_PLATFORM ??= 'surfaceless';
   Object.assign(globalThis, dawn.globals);
   // HQLT_WEBGPU_TIMESTAMPS=1 (bench/gpu.js --profile): expose 'timestamp-query' (tfjs requests it when the adapter
-  // has it) and keep Dawn from quantising timestamps, so per-kernel GPU times are exact.
-  const timestamps = process.env.HQLT_WEBGPU_TIMESTAMPS === '1' ? ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'] : [];
-  const gpu = dawn.create([software ? 'backend=opengl' : 'backend=vulkan', ...timestamps]);
+  // has it) and keep Dawn from quantising timestamps, so per-kernel GPU times are exact. f16 products need Dawn's
+  // experimental subgroup matrices (an unsafe API) and, on NVIDIA's Vulkan driver, its opt-in to shader-f16.
+  const timestamps = process.env.HQLT_WEBGPU_TIMESTAMPS === '1';
+  const toggles = [
+    ...(timestamps || precision === 'f16' ? ['allow_unsafe_apis'] : []),
+    ...(precision === 'f16' ? ['vulkan_enable_f16_on_nvidia'] : []),
+  ];
+  const gpu = dawn.create([
+    software ? 'backend=opengl' : 'backend=vulkan',
+    ...(toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : []),
+    ...(timestamps ? ['disable-dawn-features=timestamp_quantization'] : []),
+  ]);
   const adapterOptions = software ? { featureLevel: 'compatibility' } : {};
   const probe = await gpu.requestAdapter(adapterOptions).catch(() => null);
   if (!probe) return false;
   if (!software && /llvmpipe|swiftshader|lavapipe/i.test(probe.info?.description ?? '')) return false;
+  useTensorCores(precision === 'f16' ? f16Matrices(probe) : null);
+  const features = precision === 'f16' ? F16_FEATURES : [];
   const requestAdapter = gpu.requestAdapter.bind(gpu);
   gpu.requestAdapter = async (options = {}) => {
     const adapter = await requestAdapter({ ...options, ...adapterOptions });
@@ -209,6 +281,7 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
     adapter.requestDevice = (descriptor = {}) =>
       requestDevice({
         ...descriptor,
+        requiredFeatures: [...new Set([...(descriptor.requiredFeatures ?? []), ...features])],
         requiredLimits: {
           ...(descriptor.requiredLimits ?? {}),
           ...Object.fromEntries(RAISED_LIMITS.map((name) => [name, adapter.limits[name]])),
@@ -237,6 +310,18 @@ async function activateWebgpu(software: boolean): Promise<boolean> {
   // WebGPU reports failed GPU work (out of memory, invalid pipelines) only through this event, and the results are
   // silently wrong; count them so benchmarks and tests can refuse such numbers.
   device.addEventListener?.('uncapturederror', () => gpuErrors++);
+  const matrix = tensorCores();
+  if (matrix) {
+    // Subgroup matrices are an experimental Dawn feature: prove on this device that they mean what the program
+    // assumes before any result depends on them.
+    const errorsBefore = gpuErrors;
+    const worst = await checkTensorCores(matrix);
+    if (!(worst <= 1e-3) || gpuErrors > errorsBefore)
+      throw new Error(
+        `--precision f16: the tensor-core product failed its check on this GPU (largest error ${worst} of Σ|a·b|, 1e-3 allowed` +
+          `${gpuErrors > errorsBefore ? `; ${gpuErrors - errorsBefore} GPU errors` : ''}). Use --precision f32.`,
+      );
+  }
   return true;
 }
 

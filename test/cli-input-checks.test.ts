@@ -119,4 +119,17 @@ describe('--backend webgpu', () => {
     expect(r.stderr).toMatch(/there is no Vulkan driver: the Vulkan loader \(libvulkan\.so\.1\) is missing|no hardware GPU adapter was found/);
     expect(r.stderr).not.toContain('npm install');
   });
+
+  it('--precision f16 says what it needs: the webgpu backend, and an adapter with f16 subgroup matrices', async (ctx) => {
+    const cpu = await runCli(['info', '--backend', 'wasm', '--precision', 'f16']);
+    expect(cpu.code).toBe(1);
+    expect(cpu.stderr).toContain("hqlt: Precision 'f16' runs matrix products on a GPU's tensor cores through WebGPU: add --backend webgpu, or use --precision f32 (backend 'wasm').");
+    const bogus = await runCli(['info', '--precision', 'f8']);
+    expect(bogus.code).toBe(1);
+    expect(bogus.stderr).toMatch(/argument 'f8' is invalid\. Allowed choices are f32, f16/);
+    const soft = await runCli(['info', '--backend', 'webgpu', '--precision', 'f16'], { HQLT_WEBGPU_ADAPTER: 'software' });
+    if (/is not available/.test(soft.stderr)) return ctx.skip("no WebGPU software adapter here (Mesa's OpenGL driver)");
+    expect(soft.code).toBe(1);
+    expect(soft.stderr).toMatch(/hqlt: --precision f16 runs matrix products on tensor cores \(WebGPU subgroup matrices\), but this GPU's adapter \(.*\) cannot: it lacks shader-f16, subgroups, chromium-experimental-subgroup-matrix\. Use --precision f32\./);
+  });
 });

@@ -88,6 +88,11 @@ describe('checkpoints', () => {
     expect(existsSync(`${dir}.old-4242`)).toBe(false);
   });
 
+  it('--resume may change the precision of the products, as it may change the backend', () => {
+    expect(resolveTrainConfig({ resume: join(out, 'interrupted') }).config.precision).toBe('f32');
+    expect(resolveTrainConfig({ resume: join(out, 'interrupted'), precision: 'f16' }).config.precision).toBe('f16');
+  });
+
   it('a checkpoint holds env states, not history: its size does not grow with the run', async () => {
     const dir = join(out, 'sizes', 'checkpoint');
     const size = () => ['trainer.json', 'state.safetensors'].reduce((n, f) => n + statSync(join(dir, f)).size, 0);
@@ -132,5 +137,6 @@ describe('checkpoints', () => {
     expect(() => parseTrainConfig({ rollout: 10, seqLen: 4 })).toThrow(/'seqLen' \(4\) must divide 'rollout' \(10\)/);
     expect(() => parseTrainConfig({ core: { type: 'gru', blend: 'synchronous' } })).toThrow(/'core'.*blend/s);
     expect(() => resolveTrainConfig({ resume: join(out, 'full'), lr: 0.1 })).toThrow(/only --steps/);
+    expect(() => parseTrainConfig({ precision: 'f8' })).toThrow(/'precision'/);
   });
 });

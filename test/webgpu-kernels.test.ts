@@ -18,7 +18,8 @@ import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outpu
 import { fusedMixNorm, fusedSilu, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
 import { gemmShape, innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
-import { DEFAULT_TILE, gemm, gemmSplits, gemmTile, type GemmTile } from '../memory/webgpu/gemm.js';
+import { checkTensorCores, DEFAULT_TENSOR_TILE, DEFAULT_TILE, gemm, gemmSplits, gemmTile, tensorCoreProgram, tensorTile, type GemmShape, type GemmTile, type MatrixShape, type TensorTile } from '../memory/webgpu/gemm.js';
+import { runProgram } from '../memory/webgpu/runner.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { randomLossInputs } from './fixtures/ppo-loss.js';
 import { makeDistribution } from '../agents/distributions.js';
@@ -26,6 +27,25 @@ import { Discrete, MultiDiscrete } from '../envs/spaces.js';
 
 const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
 const int = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+
+/** The largest |C − op(A)·op(B)| relative to Σ|a·b| of that entry, with the reference in float64 on the host. */
+function productError(got: Float32Array, as: Float32Array, bs: Float32Array, s: GemmShape): number {
+  const { batch, M, N, K } = s;
+  let worst = 0;
+  for (let n = 0; n < batch; n++)
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let [ref, scale] = [0, 0];
+        for (let k = 0; k < K; k++) {
+          const x = as[(s.broadcastA ? 0 : n * M * K) + (s.transposeA ? k * M + i : i * K + k)]!;
+          const y = bs[(s.broadcastB ? 0 : n * K * N) + (s.transposeB ? j * K + k : k * N + j)]!;
+          ref += x * y;
+          scale += Math.abs(x * y);
+        }
+        worst = Math.max(worst, Math.abs(got[(n * M + i) * N + j]! - ref) / Math.max(scale, 1e-30));
+      }
+  return worst;
+}
 
 async function read(named: Record<string, tf.Tensor>): Promise<Outputs> {
   const out: Outputs = {};
@@ -509,6 +529,52 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
     }
   });
 
+  it('the tensor-core product, its subgroup matrices emulated: shapes, transposes, broadcast batches, edge and whole blocks, inner splits, two matrix shapes, within f16 rounding of float64 host products', async () => {
+    const rng = makeRng('tensor cores');
+    const square: MatrixShape = { M: 16, N: 16, K: 16, subgroup: 32, emulated: true };
+    const wide: MatrixShape = { M: 16, N: 8, K: 16, subgroup: 32, emulated: true };
+    // Two subgroups stacked, two side by side, and one staging 32 inner steps (two matrix steps per tile). Small
+    // blocks: the software adapter takes seconds to compile each program.
+    const tiles: TensorTile[] = [{ BM: 32, BN: 16, BK: 16, WM: 2, WN: 1 }, { BM: 16, BN: 32, BK: 16, WM: 1, WN: 2 }, { BM: 16, BN: 16, BK: 32, WM: 1, WN: 1 }];
+    for (let c = 0; c < 6; c++) {
+      const [ta, tb] = [rng() < 0.5, rng() < 0.5];
+      // Case 2 fills whole blocks (C written straight from the matrices); the others end in partial blocks.
+      const [M, N] = c === 2 ? [32, 64] : [int(rng, 1, 40), int(rng, 1, 40)];
+      const K = int(rng, 1, 70);
+      const batch = c < 3 ? 1 : 2;
+      const [ba, bb] = [c === 4 ? 1 : batch, c === 5 ? 1 : batch];
+      const sa = [...(batch > 1 ? [ba] : []), ...(ta ? [K, M] : [M, K])];
+      const sb = [...(batch > 1 ? [bb] : []), ...(tb ? [N, K] : [K, N])];
+      const shape = gemmShape(sa, sb, ta, tb)!;
+      const [matrix, tile] = [c === 1 || c === 5 ? wide : square, tiles[c % 3]!];
+      const splits = c === 3 ? 3 : 1;
+      const [a, b] = [hostTensor(rng, sa), hostTensor(rng, sb)];
+      const [as, bs] = [(await a.data()) as Float32Array, (await b.data()) as Float32Array];
+      const [parts] = runProgram(tf.backend(), tensorCoreProgram(shape, tile, matrix, splits), [a, b]);
+      const out = tf.engine().makeTensorFromTensorInfo(parts!);
+      const all = (await out.data()) as Float32Array;
+      const size = shape.batch * M * N;
+      const got = all.slice(0, size);
+      for (let p = 1; p < splits; p++) for (let i = 0; i < size; i++) got[i]! += all[p * size + i]!;
+      // f16 operands: each product within 2·2⁻¹¹ of exact, the f32 sums far closer.
+      expect(productError(got, as, bs, shape), `${c}: [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''}`).toBeLessThan(1e-3);
+      tf.dispose([a, b, out]);
+    }
+  });
+
+  it('the check --precision f16 runs before training on a GPU passes with matrices that mean what the program assumes', async () => {
+    const saved = process.env.HQLT_GEMM_TILE_F16;
+    process.env.HQLT_GEMM_TILE_F16 = '32,16,16,2,1'; // small blocks: the software adapter compiles slowly
+    try {
+      const worst = await checkTensorCores({ M: 16, N: 16, K: 16, subgroup: 32, emulated: true });
+      expect(worst).toBeGreaterThan(0); // operands rounded to f16
+      expect(worst).toBeLessThan(1e-3);
+    } finally {
+      if (saved === undefined) delete process.env.HQLT_GEMM_TILE_F16;
+      else process.env.HQLT_GEMM_TILE_F16 = saved;
+    }
+  });
+
   it('the tiled product: random shapes, transposes, broadcast batches, tiles and inner splits, against float64 host products; large products take it', async () => {
     const rng = makeRng('gemm');
     // 64 invocations, and 96 with B's tile loads (128) not a multiple of them.
@@ -532,20 +598,7 @@ describe('fused WebGPU kernels (software adapter) against tfjs ops on cpu', () =
       if (c < 2) expect(gemmSplits(Math.ceil(M / tile.BM) * Math.ceil(N / tile.BN) * shape.batch, K), what).toBeGreaterThan(1);
       expect(got.length, what).toBe(shape.batch * M * N);
       expect(runs.at(-1), `${what}: same bits every run`).toEqual(got);
-      let worst = 0;
-      for (let n = 0; n < shape.batch; n++)
-        for (let i = 0; i < M; i++)
-          for (let j = 0; j < N; j++) {
-            let [ref, scale] = [0, 0];
-            for (let k = 0; k < K; k++) {
-              const x = as[(ba > 1 ? n * M * K : 0) + (ta ? k * M + i : i * K + k)]!;
-              const y = bs[(bb > 1 ? n * K * N : 0) + (tb ? j * K + k : k * N + j)]!;
-              ref += x * y;
-              scale += Math.abs(x * y);
-            }
-            worst = Math.max(worst, Math.abs(got[(n * M + i) * N + j]! - ref) / Math.max(scale, 1e-30));
-          }
-      expect(worst, what).toBeLessThan(1e-6);
+      expect(productError(got, as, bs, shape), what).toBeLessThan(1e-6);
       tf.dispose([a, b, out]);
     }
     // A product of 2^25 multiply-adds goes to the tiled program through tf.matMul.
@@ -692,6 +745,23 @@ describe('the tiled product\'s settings', () => {
       for (const [key, value] of [['HQLT_GEMM', saved.off], ['HQLT_GEMM_TILE', saved.tile]] as const)
         if (value === undefined) delete process.env[key];
         else process.env[key] = value;
+    }
+  });
+
+  it('HQLT_GEMM_TILE_F16 picks the tensor-core blocks, and a bad one is refused with what a good one is', () => {
+    const saved = process.env.HQLT_GEMM_TILE_F16;
+    const matrix = { M: 16, N: 16, K: 16, subgroup: 32 };
+    try {
+      delete process.env.HQLT_GEMM_TILE_F16;
+      expect(tensorTile(matrix)).toEqual(DEFAULT_TENSOR_TILE);
+      process.env.HQLT_GEMM_TILE_F16 = '64,128,16,2,4';
+      expect(tensorTile(matrix)).toEqual({ BM: 64, BN: 128, BK: 16, WM: 2, WN: 4 });
+      // Rows not a multiple of WM·16, inner step not a multiple of 16, 64 subgroups of 32 (2,048 invocations), junk.
+      for (const bad of ['48,128,32,2,2', '128,128,24,2,2', '1024,1024,32,8,8', '128,128,32', 'x'])
+        expect(() => ((process.env.HQLT_GEMM_TILE_F16 = bad), tensorTile(matrix)), bad).toThrow(/HQLT_GEMM_TILE_F16='.*' is not a tiling: give BM,BN,BK,WM,WN .* e\.g\. 128,128,32,2,2/);
+    } finally {
+      if (saved === undefined) delete process.env.HQLT_GEMM_TILE_F16;
+      else process.env.HQLT_GEMM_TILE_F16 = saved;
     }
   });
 });

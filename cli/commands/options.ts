@@ -1,12 +1,17 @@
 /** Options shared by several subcommands, defined once. */
 import { InvalidArgumentError, Option } from 'commander';
-import { BACKEND_NAMES } from '../../memory/backend.js';
+import { BACKEND_NAMES, PRECISIONS } from '../../memory/backend.js';
 import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
 import { runNameProblem } from '../../training/rl/config.js';
 
 /** `--backend <name>`; falls back to HQLT_BACKEND, then auto. */
 export function backendOption(): Option {
   return new Option('--backend <name>', 'tensor backend (default: $HQLT_BACKEND or auto)').choices(BACKEND_NAMES);
+}
+
+/** `--precision <f32|f16>`; falls back to HQLT_PRECISION, then f32. */
+export function precisionOption(): Option {
+  return new Option('--precision <name>', 'large matrix products: f32, or f16 on tensor cores with f32 sums (webgpu; default: $HQLT_PRECISION or f32)').choices(PRECISIONS);
 }
 
 /** `--remote-timeout <ms>`: longest wait for a remote env server's reply, for commands that open `remote:` envs. */

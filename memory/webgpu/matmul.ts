@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { wrapKernel } from '../kernels.js';
 import { runProgram } from './runner.js';
-import { gemm, gemmTile, sumParts, usesGemm, type GemmShape } from './gemm.js';
+import { gemm, gemmTile, sumParts, tensorCores, tensorTile, usesGemm, type GemmShape } from './gemm.js';
 
 const PROGRAM_TYPE = 'WEBGPU_MATMUL_PROGRAM_TYPE';
 /** tfjs' MatMulProgramType.MatMulSmallOutputSizeProgram. */
@@ -95,7 +95,8 @@ export function deterministicMatMul(): void {
       const shape = name === 'BatchMatMul' && floats ? gemmShape(a.shape, b.shape, transposeA, transposeB) : null;
       const tile = shape && usesGemm(shape) ? gemmTile() : null;
       if (shape && tile) {
-        const c = gemm(args.backend, a, b, shape, tile);
+        const matrix = tensorCores();
+        const c = gemm(args.backend, a, b, shape, tile, matrix ? { matrix, tile: tensorTile(matrix) } : null);
         const dims = a.shape.length === 3 || b.shape.length === 3 ? [shape.batch, shape.M, shape.N] : [shape.M, shape.N];
         const out = reshapeKernel({ inputs: { x: c }, attrs: { shape: dims }, backend: args.backend }) as tf.TensorInfo;
         backend.disposeData(c.dataId);

@@ -22,6 +22,8 @@ export interface FusedProgram {
   workgroupSize: number;
   /** Number of workgroups (spread over x and y when above the per-dimension limit). */
   workgroups: number;
+  /** WGSL directives the source needs (`enable f16;` ...), placed before every declaration. */
+  directives?: string;
   /**
    * WGSL: constants, workgroup variables, helper functions and `fn main(wg: u32, lid: u32)`, called with the
    * flat workgroup index and the local invocation index.
@@ -67,7 +69,8 @@ export function fits(sharedBytes: number, workgroupSize: number, buffers: number
   );
 }
 
-function shaderSource(p: FusedProgram): string {
+/** The whole WGSL module of a program: its bindings, its source and the entry point that calls `main`. */
+export function shaderSource(p: FusedProgram): string {
   const [first, ...rest] = p.outputs;
   const names = [`out_${first!.name}`, ...p.inputs.map((n) => `in_${n}`), ...rest.map((o) => `out_${o.name}`)];
   const decl = names.map((name, i) => {
@@ -76,7 +79,8 @@ function shaderSource(p: FusedProgram): string {
   });
   // Every binding must be statically used, or the 'auto' layout drops it and the bind group no longer matches.
   const uses = names.map((n) => `  _ = ${n}[0];`).join('\n');
-  return `${decl.join('\n')}
+  return `${p.directives ?? ''}
+${decl.join('\n')}
 struct Uniforms { raw: vec4<u32> };
 @group(0) @binding(${names.length}) var<uniform> uniforms: Uniforms;
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_REMOTE_TIMEOUT_MS } from '../../envs/remote/protocol.js';
-import { BACKEND_NAMES } from '../../memory/backend.js';
+import { BACKEND_NAMES, PRECISIONS } from '../../memory/backend.js';
 import { CORE_PRESETS, resolveCoreConfig } from '../../memory/registry.js';
 import { PpoSchema, type PpoSettings } from './ppo.js';
 import { checkSequenceSettings } from './rollout.js';
@@ -58,6 +58,7 @@ export const TrainConfigSchema = z
     seed: z.number().int().nonnegative().default(1).describe('seed of everything random'),
     steps: posInt.default(163_840).describe('total env steps, rounded up to whole updates'),
     backend: z.enum(BACKEND_NAMES).default('auto').describe('tensor backend'),
+    precision: z.enum(PRECISIONS).default('f32').describe('large matrix products: f32, or f16 on tensor cores with f32 sums (webgpu)'),
     name: runName.optional().describe('run name, a folder under --out (default <env>-<core>-s<seed>)'),
     out: z.string().default('runs').describe('runs folder'),
     checkpointEvery: z.number().int().nonnegative().default(10).describe('checkpoint every N updates (0: only at the end and on a stop)'),
@@ -66,7 +67,7 @@ export const TrainConfigSchema = z
   .strict();
 
 /** Settings `--resume` may change: the others would break the run's continuity. */
-export const RESUMABLE_KEYS: readonly string[] = ['steps', 'checkpointEvery', 'backend', 'remoteTimeoutMs'];
+export const RESUMABLE_KEYS: readonly string[] = ['steps', 'checkpointEvery', 'backend', 'precision', 'remoteTimeoutMs'];
 
 export type TrainConfig = z.output<typeof TrainConfigSchema> & { name: string };
 

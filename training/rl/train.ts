@@ -136,7 +136,7 @@ async function openRunDir(runDir: string, resume: boolean, signal?: AbortSignal)
 
 /** Trains per `config` (see `TrainOptions`); returns the run folder and this invocation's metrics. */
 export async function runTraining(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, config.precision);
   const runDir = runDirOf(config);
   const run = await openRunDir(runDir, opts.resume ?? false, opts.signal);
   let built: BuiltAgent;
