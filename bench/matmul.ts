@@ -36,11 +36,22 @@ if (info.active !== 'webgpu') throw new Error('bench/matmul: needs WebGPU.');
 const timestamps = timestampsAvailable();
 if (!timestamps) console.log(`No 'timestamp-query' on this device: times are wall times of ${RUNS} runs up to a readback, per run.`);
 
-/** [name, A shape, B shape, transposeA, transposeB] of the input projection (256 → 772) and the output one. */
+/**
+ * [name, A shape, B shape, transposeA, transposeB]: each distinct product of the pass (`bench/gpu.js --profile`'s
+ * per-shape table): the input projection (256 → q, k, v, β, gates: 1028), the SwiGLU feed-forward's up (256 → 688,
+ * twice) and down (688 → 256) projections and the output projection (256 → 256), each with its input and weight
+ * gradients.
+ */
 const PRODUCTS: [string, number[], number[], boolean, boolean][] = [
-  ['input projection X·W (256→772)', [N, 256], [256, 772], false, false],
-  ['its input gradient dY·Wᵀ', [N, 772], [256, 772], false, true],
-  ['its weight gradient Xᵀ·dY', [N, 256], [N, 772], true, false],
+  ['input projection X·W (256→1028)', [N, 256], [256, 1028], false, false],
+  ['its input gradient dY·Wᵀ', [N, 1028], [256, 1028], false, true],
+  ['its weight gradient Xᵀ·dY', [N, 256], [N, 1028], true, false],
+  ['feed-forward up X·W (256→688)', [N, 256], [256, 688], false, false],
+  ['its input gradient dY·Wᵀ', [N, 688], [256, 688], false, true],
+  ['its weight gradient Xᵀ·dY', [N, 256], [N, 688], true, false],
+  ['feed-forward down X·W (688→256)', [N, 688], [688, 256], false, false],
+  ['its input gradient dY·Wᵀ', [N, 256], [688, 256], false, true],
+  ['its weight gradient Xᵀ·dY', [N, 688], [N, 256], true, false],
   ['output projection X·W (256→256)', [N, 256], [256, 256], false, false],
   ['its input gradient dY·Wᵀ', [N, 256], [256, 256], false, true],
   ['its weight gradient Xᵀ·dY', [N, 256], [N, 256], true, false],
