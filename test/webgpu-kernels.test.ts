@@ -758,7 +758,7 @@ describe('the tiled product\'s settings', () => {
       expect(tensorTile(matrix)).toEqual({ BM: 64, BN: 128, BK: 16, WM: 2, WN: 4 });
       // Rows not a multiple of WM·16, inner step not a multiple of 16, 64 subgroups of 32 (2,048 invocations), junk.
       for (const bad of ['48,128,32,2,2', '128,128,24,2,2', '1024,1024,32,8,8', '128,128,32', 'x'])
-        expect(() => ((process.env.HQLT_GEMM_TILE_F16 = bad), tensorTile(matrix)), bad).toThrow(/HQLT_GEMM_TILE_F16='.*' is not a tiling: give BM,BN,BK,WM,WN .* e\.g\. 128,128,32,2,2/);
+        expect(() => ((process.env.HQLT_GEMM_TILE_F16 = bad), tensorTile(matrix)), bad).toThrow(/HQLT_GEMM_TILE_F16='.*' is not a tiling: give BM,BN,BK,WM,WN .* e\.g\. 128,128,32,4,2\./);
     } finally {
       if (saved === undefined) delete process.env.HQLT_GEMM_TILE_F16;
       else process.env.HQLT_GEMM_TILE_F16 = saved;

@@ -221,7 +221,12 @@ export interface TensorTile {
   WN: number;
 }
 
-export const DEFAULT_TENSOR_TILE: TensorTile = { BM: 128, BN: 128, BK: 32, WM: 2, WN: 2 };
+/**
+ * 128 × 128 blocks over 8 subgroups, each 32 × 64 outputs (8 result matrices): about half the registers of 4
+ * subgroups with 64 × 64 each, whose accumulators and staged loads would crowd an invocation's 255 (a choice on
+ * paper, to be timed against others with HQLT_GEMM_TILE_F16 on a GPU).
+ */
+export const DEFAULT_TENSOR_TILE: TensorTile = { BM: 128, BN: 128, BK: 32, WM: 4, WN: 2 };
 
 /** The tensor-core blocks for subgroup matrices of shape `mx`: `HQLT_GEMM_TILE_F16=BM,BN,BK,WM,WN` picks others. */
 export function tensorTile(mx: MatrixShape): TensorTile {
@@ -231,7 +236,7 @@ export function tensorTile(mx: MatrixShape): TensorTile {
   const t = { BM: BM!, BN: BN!, BK: BK!, WM: WM!, WN: WN! };
   const ok = Object.values(t).every((x) => Number.isInteger(x) && x > 0) && t.BM % (t.WM * mx.M) === 0 && t.BN % (t.WN * mx.N) === 0 && t.BK % mx.K === 0 && t.BK % 8 === 0;
   if (!ok || t.WM * t.WN * mx.subgroup > 1024)
-    throw new Error(`HQLT_GEMM_TILE_F16='${spec}' is not a tiling: give BM,BN,BK,WM,WN with BM a multiple of WM·${mx.M}, BN of WN·${mx.N}, BK of ${Math.max(8, mx.K)}, at most ${1024 / mx.subgroup} subgroups (WM·WN), e.g. 128,128,32,2,2.`);
+    throw new Error(`HQLT_GEMM_TILE_F16='${spec}' is not a tiling: give BM,BN,BK,WM,WN with BM a multiple of WM·${mx.M}, BN of WN·${mx.N}, BK of ${Math.max(8, mx.K)}, at most ${1024 / mx.subgroup} subgroups (WM·WN), e.g. ${Object.values(DEFAULT_TENSOR_TILE).join(',')}.`);
   return t;
 }
 
