@@ -210,7 +210,9 @@ const F16_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup
 function f16Matrices(adapter: DawnAdapter): MatrixShape {
   const info = adapter.info ?? {};
   const missing = F16_FEATURES.filter((f) => !adapter.features.has(f));
-  const configs = (info.subgroupMatrixConfigs ?? []).filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32');
+  // Where the bindings do not list the shapes, assume NVIDIA's 16 × 16 × 16 (the check before use catches a wrong guess).
+  const listed = info.subgroupMatrixConfigs ?? [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
+  const configs = listed.filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32');
   const sizes = [info.subgroupMinSize, info.subgroupMaxSize];
   const problem = missing.length
     ? `it lacks ${missing.join(', ')}`
