@@ -185,37 +185,31 @@ const ppoConfig = (backend: string, numEnvs: number, steps: number) =>
 // --precision (else HQLT_PRECISION, else f32) reaches every backend start below through the environment.
 const precision = parsePrecision(values.precision ?? process.env.HQLT_PRECISION ?? 'f32');
 process.env.HQLT_PRECISION = precision;
-/** With f16 products, --check adds a core wide and long enough for its products to run on tensor cores. */
-const TENSOR_CORE_CHECK = { config: { type: 'hqlt', blend: 'synchronous', heads: 4, window: 16 }, size: [16, 64, 256] as [number, number, number] };
+/** The cores --check compares, by figure name; with f16 products, also one wide and long enough to take them. */
+const checkedCores = [
+  ...CHECKED.map((config) => ({ name: config.type === 'hqlt' ? `core hqlt ${config.blend}` : `core ${config.type}`, config, size: undefined, target: '<= 1e-5' })),
+  ...(precision === 'f16'
+    ? [{ name: 'core hqlt synchronous, D=256, products on tensor cores', config: { type: 'hqlt', blend: 'synchronous', heads: 4, window: 16 }, size: [16, 64, 256] as [number, number, number], target: '<= 1e-2 (f16 operands)' }]
+    : []),
+];
 
 if (values.check) {
   await initBackend('cpu', 'f32');
-  const reference = { core: [] as Float32Array[][], ppo: await ppoWeights(ppoConfig('cpu', 8, 8 * 64 * 3), 3), wide: [] as Float32Array[] };
-  for (const config of CHECKED) reference.core.push(await coreOutputs(config));
-  if (precision === 'f16') reference.wide = await coreOutputs(TENSOR_CORE_CHECK.config, TENSOR_CORE_CHECK.size);
+  const reference = { core: [] as Float32Array[][], ppo: await ppoWeights(ppoConfig('cpu', 8, 8 * 64 * 3), 3) };
+  for (const { config, size } of checkedCores) reference.core.push(await coreOutputs(config, size));
   await initBackend(values.backend);
-  const check: Record<string, number> = {};
-  for (const [i, config] of CHECKED.entries()) {
-    const [ys, ...grads] = await coreOutputs(config);
-    const [refYs, ...refGrads] = reference.core[i];
-    const name = config.type === 'hqlt' ? `core hqlt ${config.blend}` : `core ${config.type}`;
-    check[`${name}: outputs, max |Δ|/max(1,|ref|)`] = maxRelDiff([ys], [refYs]);
-    check[`${name}: gradients, max |Δ|/max(1,|ref|) per tensor`] = maxRelDiff(grads, refGrads);
-  }
-  check['PPO: weights after 3 updates, max |Δ|/max(1,|ref|)'] = maxRelDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
   // f32 relative 1e-5 for outputs; gradients and PPO weights (which go through 3 updates) are listed against it too.
-  for (const [figure, value] of Object.entries(check)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target: '<= 1e-5' }));
-  if (precision === 'f16') {
-    const [ys, ...grads] = await coreOutputs(TENSOR_CORE_CHECK.config, TENSOR_CORE_CHECK.size);
-    const [refYs, ...refGrads] = reference.wide;
-    const wide = {
-      'core hqlt synchronous, D=256, products on tensor cores: outputs, max |Δ|/max(1,|ref|)': maxRelDiff([ys], [refYs]),
-      'core hqlt synchronous, D=256, products on tensor cores: gradients, max |Δ|/max(1,|ref|) per tensor': maxRelDiff(grads, refGrads),
-    };
-    for (const [figure, value] of Object.entries(wide)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target: '<= 1e-2 (f16 operands)' }));
-    Object.assign(check, wide);
+  const check: Record<string, { value: number; target: string }> = {};
+  for (const [i, { name, config, size, target }] of checkedCores.entries()) {
+    const [ys, ...grads] = await coreOutputs(config, size);
+    const [refYs, ...refGrads] = reference.core[i];
+    check[`${name}: outputs, max |Δ|/max(1,|ref|)`] = { value: maxRelDiff([ys], [refYs]), target };
+    check[`${name}: gradients, max |Δ|/max(1,|ref|) per tensor`] = { value: maxRelDiff(grads, refGrads), target };
   }
-  report.checkAgainstCpu = check;
+  const ppo = maxRelDiff(await ppoWeights(ppoConfig(values.backend, 8, 8 * 64 * 3), 3), reference.ppo);
+  check['PPO: weights after 3 updates, max |Δ|/max(1,|ref|)'] = { value: ppo, target: '<= 1e-5' };
+  for (const [figure, { value, target }] of Object.entries(check)) console.log(JSON.stringify({ figure: `check vs cpu: ${figure}`, value, target }));
+  report.checkAgainstCpu = Object.fromEntries(Object.entries(check).map(([figure, { value }]) => [figure, value]));
 }
 
 const info = await initBackend(values.backend);

@@ -42,19 +42,16 @@ if (!timestamps) console.log(`No 'timestamp-query' on this device: times are wal
  * twice) and down (688 → 256) projections and the output projection (256 → 256), each with its input and weight
  * gradients.
  */
-const PRODUCTS: [string, number[], number[], boolean, boolean][] = [
-  ['input projection X·W (256→1028)', [N, 256], [256, 1028], false, false],
-  ['its input gradient dY·Wᵀ', [N, 1028], [256, 1028], false, true],
-  ['its weight gradient Xᵀ·dY', [N, 256], [N, 1028], true, false],
-  ['feed-forward up X·W (256→688)', [N, 256], [256, 688], false, false],
-  ['its input gradient dY·Wᵀ', [N, 688], [256, 688], false, true],
-  ['its weight gradient Xᵀ·dY', [N, 256], [N, 688], true, false],
-  ['feed-forward down X·W (688→256)', [N, 688], [688, 256], false, false],
-  ['its input gradient dY·Wᵀ', [N, 256], [688, 256], false, true],
-  ['its weight gradient Xᵀ·dY', [N, 688], [N, 256], true, false],
-  ['output projection X·W (256→256)', [N, 256], [256, 256], false, false],
-  ['its input gradient dY·Wᵀ', [N, 256], [256, 256], false, true],
-  ['its weight gradient Xᵀ·dY', [N, 256], [N, 256], true, false],
+const withGradients = (name: string, from: number, to: number): [string, number[], number[], boolean, boolean][] => [
+  [`${name} X·W (${from}→${to})`, [N, from], [from, to], false, false],
+  ['its input gradient dY·Wᵀ', [N, to], [from, to], false, true],
+  ['its weight gradient Xᵀ·dY', [N, from], [N, to], true, false],
+];
+const PRODUCTS = [
+  ...withGradients('input projection', 256, 1028),
+  ...withGradients('feed-forward up', 256, 688),
+  ...withGradients('feed-forward down', 688, 256),
+  ...withGradients('output projection', 256, 256),
 ];
 
 /** ms of one product (after a warm-up run): GPU time, or wall time without timestamps. */
@@ -95,15 +92,13 @@ for (const [name, sa, sb, ta, tb] of PRODUCTS) {
   const row: Record<string, unknown> = { name, m, k, n, tfjsMs: tfjs, oursMs: ours };
   let f16Cells = '';
   if (matrix) {
+    const y32 = tf.matMul(a, b, ta, tb);
     useTensorCores(matrix);
     const f16 = await gpuMs(a, b, ta, tb);
-    const diff = tf.tidy(() => {
-      const [y16, y32] = [tf.matMul(a, b, ta, tb), (useTensorCores(null), tf.matMul(a, b, ta, tb))];
-      useTensorCores(matrix);
-      return tf.div(tf.max(tf.abs(tf.sub(y16, y32))), tf.max(tf.abs(y32)));
-    });
+    const y16 = tf.matMul(a, b, ta, tb);
+    const diff = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(y16, y32))), tf.max(tf.abs(y32))));
     const rel = (await diff.data())[0]!;
-    diff.dispose();
+    tf.dispose([y32, y16, diff]);
     f16Cells = ` ${f16.toFixed(3).padStart(9)} ${tflops(f16).toPrecision(3).padStart(8)} ${rel.toExponential(2).padStart(9)}`;
     Object.assign(row, { f16Ms: f16, f16RelDiff: rel });
   }

@@ -18,7 +18,7 @@ import { checkCases, cpuReferences, hostTensor, relErrors, type Case, type Outpu
 import { fusedMixNorm, fusedSilu, fusedSwiGlu } from '../memory/webgpu/rowwise.js';
 import { bindGroupCacheStats } from '../memory/webgpu/bind-groups.js';
 import { gemmShape, innerSplits, picksSplitK, transposesSmallB } from '../memory/webgpu/matmul.js';
-import { checkTensorCores, DEFAULT_TENSOR_TILE, DEFAULT_TILE, gemm, gemmSplits, gemmTile, tensorCoreProgram, tensorTile, type GemmShape, type GemmTile, type MatrixShape, type TensorTile } from '../memory/webgpu/gemm.js';
+import { checkTensorCores, DEFAULT_TENSOR_TILE, DEFAULT_TILE, gemm, gemmSplits, gemmTile, productError, tensorCoreProgram, tensorTile, type GemmTile, type MatrixShape, type TensorTile } from '../memory/webgpu/gemm.js';
 import { runProgram } from '../memory/webgpu/runner.js';
 import { ppoLoss, type PpoLossInputs } from '../training/rl/ppo.js';
 import { randomLossInputs } from './fixtures/ppo-loss.js';
@@ -27,25 +27,6 @@ import { Discrete, MultiDiscrete } from '../envs/spaces.js';
 
 const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
 const int = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
-
-/** The largest |C − op(A)·op(B)| relative to Σ|a·b| of that entry, with the reference in float64 on the host. */
-function productError(got: Float32Array, as: Float32Array, bs: Float32Array, s: GemmShape): number {
-  const { batch, M, N, K } = s;
-  let worst = 0;
-  for (let n = 0; n < batch; n++)
-    for (let i = 0; i < M; i++)
-      for (let j = 0; j < N; j++) {
-        let [ref, scale] = [0, 0];
-        for (let k = 0; k < K; k++) {
-          const x = as[(s.broadcastA ? 0 : n * M * K) + (s.transposeA ? k * M + i : i * K + k)]!;
-          const y = bs[(s.broadcastB ? 0 : n * K * N) + (s.transposeB ? j * K + k : k * N + j)]!;
-          ref += x * y;
-          scale += Math.abs(x * y);
-        }
-        worst = Math.max(worst, Math.abs(got[(n * M + i) * N + j]! - ref) / Math.max(scale, 1e-30));
-      }
-  return worst;
-}
 
 async function read(named: Record<string, tf.Tensor>): Promise<Outputs> {
   const out: Outputs = {};

@@ -98,6 +98,17 @@ function blockOrigin(s: GemmShape, BM: number, BN: number, chunk: number): strin
 }
 
 /**
+ * WGSL: `n` unrolled steps over a staged tile of `total` elements; at step i the workgroup's NT invocations take
+ * element e = lid + i·NT (none past the end), with `$R` in `body` standing for the register reg[i].
+ */
+function eachStaged(n: number, NT: number, total: number, reg: string, body: string): string {
+  return Array.from({ length: n }, (_, i) => {
+    const guard = total % NT === 0 || (i + 1) * NT <= total ? '' : `if (e < ${total}u) `;
+    return `  { let e = lid + ${i * NT}u; ${guard}{ ${body.replaceAll('$R', `${reg}[${i}]`)} } }`;
+  }).join('\n');
+}
+
+/**
  * WGSL: walks the chunk BK inner steps at a time. `load` reads the next tiles from global memory into registers,
  * `stage` writes the registers to workgroup memory, and `compute` multiplies the staged tiles; the next tiles'
  * global reads are issued before the current tile's products.
@@ -134,8 +145,7 @@ function gemmProgram(s: GemmShape, t: GemmTile, splits: number): FusedProgram {
   const bAt = s.transposeB
     ? { k: `e % ${BK}u`, c: `e / ${BK}u`, at: `(c0 + c) * ${K}u + k0 + k` }
     : { k: `e / ${BN}u`, c: `e % ${BN}u`, at: `(k0 + k) * ${N}u + c0 + c` };
-  const loads = (n: number, total: number, reg: string, body: string) =>
-    Array.from({ length: n }, (_, i) => `  { let e = lid + ${i * NT}u; ${total % NT === 0 || (i + 1) * NT <= total ? '' : `if (e < ${total}u) `}{ ${body.replaceAll('$R', `${reg}[${i}]`)} } }`).join('\n');
+  const loads = (n: number, total: number, reg: string, body: string) => eachStaged(n, NT, total, reg, body);
   const loadA = loads(LA, BM * BK, 'ra', `let k = ${aAt.k}; let r = ${aAt.r}; $R = select(0.0, in_a[aBase + ${aAt.at}], r0 + r < ${M}u && k0 + k < kEnd);`);
   const loadB = loads(LB, BN * BK, 'rb', `let k = ${bAt.k}; let c = ${bAt.c}; $R = select(0.0, in_b[bBase + ${bAt.at}], c0 + c < ${N}u && k0 + k < kEnd);`);
   const storeA = loads(LA, BM * BK, 'ra', `let i = (${aAt.k}) * ${SA}u + ${aAt.r}; ta4[i / 4u][i % 4u] = $R;`);
@@ -320,10 +330,7 @@ export function tensorCoreProgram(s: GemmShape, t: TensorTile, mx: MatrixShape, 
   const [SA, SB] = [a.minor + 8, b.minor + 8];
   const [LA, LB] = [Math.ceil((BM * BK) / NT), Math.ceil((BN * BK) / NT)];
   const stage = (op: typeof a, n: number, reg: string, body: string) =>
-    Array.from({ length: n }, (_, i) => {
-      const guard = (op.major * op.minor) % NT === 0 || (i + 1) * NT <= op.major * op.minor ? '' : `if (e < ${op.major * op.minor}u) `;
-      return `  { let e = lid + ${i * NT}u; let ${op.names[0]} = e / ${op.minor}u; let ${op.names[1]} = e % ${op.minor}u; ${guard}{ ${body.replaceAll('$R', `${reg}[${i}]`)} } }`;
-    }).join('\n');
+    eachStaged(n, NT, op.major * op.minor, reg, `let ${op.names[0]} = e / ${op.minor}u; let ${op.names[1]} = e % ${op.minor}u; ${body}`);
   const loadA = stage(a, LA, 'ra', `$R = select(0.0, in_a[aBase + ${a.at}], r0 + r < ${M}u && k0 + k < kEnd);`);
   const loadB = stage(b, LB, 'rb', `$R = select(0.0, in_b[bBase + ${b.at}], c0 + c < ${N}u && k0 + k < kEnd);`);
   const ops = matrixOps(mx);
@@ -414,30 +421,25 @@ interface Disposer {
   disposeData(dataId: tf.DataId): void;
 }
 
+/** The tensor-core product's matrices and blocks, for `gemm`. */
+export interface TensorCoreTiling {
+  matrix: MatrixShape;
+  tile: TensorTile;
+}
+
 /**
- * C = op(A)·op(B) by the tiled program, as a flat tensor [batch·M·N] owned by the caller (reshape it to the
+ * C = op(A)·op(B) by the tiled program (or the tensor-core one, given a `TensorCoreTiling`), as a flat tensor [batch·M·N] owned by the caller (reshape it to the
  * product's shape). A and B are float32 tensors on the WebGPU backend, stored as the shape says.
  */
-export function gemm(
-  backend: unknown,
-  a: tf.TensorInfo,
-  b: tf.TensorInfo,
-  s: GemmShape,
-  tile: GemmTile = DEFAULT_TILE,
-  tensorCores: { matrix: MatrixShape; tile: TensorTile } | null = null,
-): tf.TensorInfo {
-  const [BM, BN] = tensorCores ? [tensorCores.tile.BM, tensorCores.tile.BN] : [tile.BM, tile.BN];
-  const blocks = s.batch * Math.ceil(s.M / BM) * Math.ceil(s.N / BN);
-  const splits = gemmSplits(blocks, s.K);
-  let program: FusedProgram;
-  if (tensorCores) {
-    program = tensorCoreProgram(s, tensorCores.tile, tensorCores.matrix, splits);
-  } else {
-    const bytes = 4 * tile.BK * (tile.BM + tile.BN + 8);
-    if (!fits(bytes, (tile.BM / tile.TM) * (tile.BN / tile.TN), 3))
-      throw new Error(`The matrix-product tiling ${JSON.stringify(tile)} needs ${bytes} bytes of workgroup memory or more invocations than this GPU has per workgroup: pick a smaller one (HQLT_GEMM_TILE).`);
-    program = gemmProgram(s, tile, splits);
+export function gemm(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo, s: GemmShape, tiling: GemmTile | TensorCoreTiling = DEFAULT_TILE): tf.TensorInfo {
+  const block = 'matrix' in tiling ? tiling.tile : tiling;
+  const splits = gemmSplits(s.batch * Math.ceil(s.M / block.BM) * Math.ceil(s.N / block.BN), s.K);
+  if (!('matrix' in tiling)) {
+    const bytes = 4 * tiling.BK * (tiling.BM + tiling.BN + 8);
+    if (!fits(bytes, (tiling.BM / tiling.TM) * (tiling.BN / tiling.TN), 3))
+      throw new Error(`The matrix-product tiling ${JSON.stringify(tiling)} needs ${bytes} bytes of workgroup memory or more invocations than this GPU has per workgroup: pick a smaller one (HQLT_GEMM_TILE).`);
   }
+  const program = 'matrix' in tiling ? tensorCoreProgram(s, tiling.tile, tiling.matrix, splits) : gemmProgram(s, tiling, splits);
   const [parts] = runProgram(backend, program, [a, b]);
   if (splits === 1) return parts!;
   const [sum] = runProgram(backend, sumParts(splits, s.batch * s.M * s.N), [parts!]);
@@ -464,20 +466,34 @@ export async function checkTensorCores(matrix: MatrixShape): Promise<number> {
     const as = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i + 1));
     const bs = Float32Array.from({ length: K * N }, (_, i) => Math.cos(3 * i));
     const [a, b] = [tf.tensor(as, transposeA ? [K, M] : [M, K]), tf.tensor(bs, transposeB ? [N, K] : [K, N])];
-    const c = tf.engine().makeTensorFromTensorInfo(gemm(tf.backend(), a, b, s, DEFAULT_TILE, { matrix, tile }));
+    const c = tf.engine().makeTensorFromTensorInfo(gemm(tf.backend(), a, b, s, { matrix, tile }));
     const got = (await c.data()) as Float32Array;
     tf.dispose([a, b, c]);
+    const err = productError(got, as, bs, s);
+    if (!(err <= worst)) worst = err; // NaN sticks
+  }
+  return worst;
+}
+
+/**
+ * The largest |C − op(A)·op(B)| of a product computed as `s` says, relative to Σ|a·b| of that entry, against a
+ * float64 product on the host (NaN where C has one).
+ */
+export function productError(got: Float32Array, as: Float32Array, bs: Float32Array, s: GemmShape): number {
+  const { batch, M, N, K } = s;
+  let worst = 0;
+  for (let n = 0; n < batch; n++)
     for (let i = 0; i < M; i++)
       for (let j = 0; j < N; j++) {
         let [ref, scale] = [0, 0];
         for (let k = 0; k < K; k++) {
-          const p = as[transposeA ? k * M + i : i * K + k]! * bs[transposeB ? j * K + k : k * N + j]!;
-          ref += p;
-          scale += Math.abs(p);
+          const x = as[(s.broadcastA ? 0 : n * M * K) + (s.transposeA ? k * M + i : i * K + k)]!;
+          const y = bs[(s.broadcastB ? 0 : n * K * N) + (s.transposeB ? j * K + k : k * N + j)]!;
+          ref += x * y;
+          scale += Math.abs(x * y);
         }
-        const err = Math.abs(got[i * N + j]! - ref) / Math.max(scale, 1e-30);
-        if (!(err <= worst)) worst = err; // NaN sticks
+        const err = Math.abs(got[(n * M + i) * N + j]! - ref) / Math.max(scale, 1e-30);
+        if (!(err <= worst)) worst = err;
       }
-  }
   return worst;
 }

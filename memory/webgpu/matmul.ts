@@ -96,7 +96,7 @@ export function deterministicMatMul(): void {
       const tile = shape && usesGemm(shape) ? gemmTile() : null;
       if (shape && tile) {
         const matrix = tensorCores();
-        const c = gemm(args.backend, a, b, shape, tile, matrix ? { matrix, tile: tensorTile(matrix) } : null);
+        const c = gemm(args.backend, a, b, shape, matrix ? { matrix, tile: tensorTile(matrix) } : tile);
         const dims = a.shape.length === 3 || b.shape.length === 3 ? [shape.batch, shape.M, shape.N] : [shape.M, shape.N];
         const out = reshapeKernel({ inputs: { x: c }, attrs: { shape: dims }, backend: args.backend }) as tf.TensorInfo;
         backend.disposeData(c.dataId);
